@@ -1,0 +1,3 @@
+from infraveil.cli.main import main
+
+main()

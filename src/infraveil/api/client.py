@@ -1,0 +1,114 @@
+"""The CLI's client of the agent API: plain HTTP/1.1 over the agent's Unix socket.
+
+The standard library's http.client does the HTTP; only the connection is pointed at a Unix
+socket. A CLI call pays no import of an async stack for one request.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from infraveil.api.errors import error_from_body
+from infraveil.core.errors import AgentNotRunningError, ApiError
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float | None) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self._path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+def not_running(state_dir: Path) -> AgentNotRunningError:
+    return AgentNotRunningError(
+        f"no agent is running on {state_dir}",
+        hint="start one with `infraveil up --detach` in the directory of infraveil.toml "
+        "(or `-f FILE`); use the same --state-dir",
+    )
+
+
+class Client:
+    def __init__(self, state_dir: Path, timeout: float | None = 120.0) -> None:
+        self.state_dir = state_dir
+        self.socket = state_dir / "agent.sock"
+        self.timeout = timeout
+
+    def _send(
+        self, method: str, path: str, query: dict[str, Any] | None, timeout: float | None
+    ) -> http.client.HTTPResponse:
+        target = path
+        if query:
+            clean = {k: _q(v) for k, v in query.items() if v is not None and v is not False}
+            if clean:
+                target += "?" + urlencode(clean)
+        conn = _UnixConnection(str(self.socket), timeout)
+        try:
+            conn.request(method, target, headers={"Content-Length": "0"} if method == "POST" else {})
+            return conn.getresponse()
+        except (FileNotFoundError, ConnectionRefusedError) as e:
+            conn.close()
+            raise not_running(self.state_dir) from e
+        except PermissionError as e:
+            conn.close()
+            raise AgentNotRunningError(
+                f"not allowed to use the agent socket {self.socket}",
+                hint="the API is only for the user the agent runs as",
+            ) from e
+
+    def get(self, path: str, **query: Any) -> Any:
+        return self._json(self._send("GET", path, query, self.timeout))
+
+    def post(self, path: str, **query: Any) -> Any:
+        return self._json(self._send("POST", path, query, self.timeout))
+
+    def stream(self, path: str, **query: Any) -> Iterator[dict[str, Any]]:
+        """NDJSON rows as they arrive (no timeout: a follow goes on until the agent ends it).
+
+        The request is sent now, not at the first iteration, so a caller can subscribe before
+        it triggers what it wants to watch.
+        """
+        response = self._send("GET", path, query, None)
+        if response.status >= 400:
+            self._json(response)
+        return _rows(response)
+
+    @staticmethod
+    def _json(response: http.client.HTTPResponse) -> Any:
+        raw = response.read()
+        try:
+            body = json.loads(raw) if raw else {}
+        except json.JSONDecodeError:
+            raise ApiError(f"the agent answered {response.status} with a body that is not JSON") from None
+        if response.status >= 400:
+            raise error_from_body(body)
+        return body
+
+
+def _rows(response: http.client.HTTPResponse) -> Iterator[dict[str, Any]]:
+    while line := response.readline():
+        yield json.loads(line)
+
+
+def service_path(name: str, *rest: str) -> str:
+    return "/".join(["/v1/services", quote(name, safe=""), *rest])
+
+
+def _q(value: Any) -> str:
+    if value is True:
+        return "true"
+    return str(value)

@@ -1,0 +1,424 @@
+"""The agent's HTTP/JSON API, served on a Unix socket that only its owner can use (0600).
+
+Every route is declared once, with the `route` decorator, and the OpenAPI document
+(`GET /openapi.json`, and docs/reference/api.md) is generated from those declarations.
+Handlers read the agent's published snapshot and the store; the only way they change
+anything is by queueing a command for the agent's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from infraveil import __version__
+from infraveil.api import views
+from infraveil.api.errors import error_body, status_for
+from infraveil.api.metrics import render_metrics
+from infraveil.core.errors import InfraveilError, UnknownServiceError
+from infraveil.core.lifecycle import (
+    RestartRequested,
+    StartRequested,
+    State,
+    StopRequested,
+)
+from infraveil.daemon.agent import Agent, Snapshot
+from infraveil.store.logs import LogFiles, parse_line
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    where: str  # "path" or "query"
+    type: str  # "string", "integer", "number", "boolean"
+    description: str
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    summary: str
+    params: tuple[Param, ...]
+    returns: str
+    handler: Handler
+
+
+ROUTES: list[Route] = []
+SERVICE = Param("name", "path", "string", "service name")
+
+
+def route(
+    method: str, path: str, summary: str, *params: Param, returns: str = "object"
+) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        ROUTES.append(Route(method, path, summary, params, returns, handler))
+        return handler
+
+    return register
+
+
+def _agent(request: web.Request) -> Agent:
+    agent: Agent = request.app["agent"]
+    return agent
+
+
+def _view(snapshot: Snapshot, name: str) -> views.ServiceView:
+    view = snapshot.services.get(name)
+    if view is None:
+        raise UnknownServiceError(name, list(snapshot.services))
+    return view
+
+
+def _int(request: web.Request, name: str, default: int | None) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _BadRequest(f"query parameter {name!r} must be an integer, got {raw!r}") from None
+    if value < 0 or value > 10_000_000:
+        raise _BadRequest(f"query parameter {name!r} is out of range: {value}")
+    return value
+
+
+def _float(request: web.Request, name: str, default: float) -> float:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise _BadRequest(f"query parameter {name!r} must be a number, got {raw!r}") from None
+    if not 0 <= value <= 3600:
+        raise _BadRequest(f"query parameter {name!r} must be between 0 and 3600")
+    return value
+
+
+def _bool(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "").lower() in ("1", "true", "yes")
+
+
+class _BadRequest(Exception):
+    pass
+
+
+# ── routes ──────────────────────────────────────────────────────────────────────────────────
+
+
+@route("GET", "/v1/agent", "The agent: pid, version, state directory, manifest.")
+async def get_agent(request: web.Request) -> web.StreamResponse:
+    return web.json_response(views.agent_info(_agent(request).snapshot, __version__))
+
+
+SETTLED = {State.RUNNING, State.STOPPED, State.BACKOFF, State.FAILED}
+
+
+@route(
+    "GET",
+    "/v1/status",
+    "One row per service (ServiceStatus).",
+    Param("wait", "query", "string", "`settled`: answer once no service is pending or starting"),
+    Param("timeout", "query", "number", "seconds to wait at most (default 30)"),
+    returns="{services: [ServiceStatus], settled: boolean}",
+)
+async def get_status(request: web.Request) -> web.StreamResponse:
+    agent = _agent(request)
+    settled = True
+    if request.query.get("wait") == "settled":
+
+        def all_settled(s: Snapshot) -> bool:
+            return all(v.record.state in SETTLED for v in s.services.values())
+
+        settled = await agent.wait_until(all_settled, _float(request, "timeout", 30.0))
+    now = time.monotonic()
+    rows = [views.service_status(v, now) for v in agent.snapshot.services.values()]
+    return web.json_response({"services": rows, "settled": settled})
+
+
+@route(
+    "GET",
+    "/v1/services/{name}",
+    "Describe one service: status, spec, recent instances and events.",
+    SERVICE,
+    returns="{service: ServiceStatus, spec, instances: [Instance], events: [Event]}",
+)
+async def describe(request: web.Request) -> web.StreamResponse:
+    agent = _agent(request)
+    name = request.match_info["name"]
+    view = _view(agent.snapshot, name)
+    instances = [i.as_dict() for i in agent.store.instances(name, limit=5)]
+    if instances and view.record.live and instances[0]["number"] == view.record.instance:
+        instances[0]["peak_memory"] = view.peak_rss
+    return web.json_response(
+        {
+            "service": views.service_status(view),
+            "spec": views.spec_json(view.spec),
+            "instances": instances,
+            "events": [e.as_dict() for e in agent.store.events(service=name, limit=20)],
+        }
+    )
+
+
+@route(
+    "GET",
+    "/v1/services/{name}/logs",
+    "Log lines of one instance as NDJSON (LogLine per line), optionally followed.",
+    SERVICE,
+    Param("previous", "query", "boolean", "the instance before the latest one"),
+    Param("instance", "query", "integer", "a given instance number"),
+    Param("tail", "query", "integer", "only the last N lines"),
+    Param("since", "query", "string", "only lines at or after this RFC 3339 UTC time"),
+    Param("follow", "query", "boolean", "keep streaming new lines, across restarts"),
+    returns="NDJSON stream of LogLine",
+)
+async def logs(request: web.Request) -> web.StreamResponse:
+    agent = _agent(request)
+    name = request.match_info["name"]
+    view = _view(agent.snapshot, name)
+    instance = _int(request, "instance", None)
+    if instance is None:
+        instance = view.record.instance - 1 if _bool(request, "previous") else view.record.instance
+    if instance < 1:
+        what = "a previous instance" if _bool(request, "previous") else "any instance yet"
+        raise _NotFound(f"{name} has no {what}", hint="see `infraveil describe " + name + "`")
+    log_files: LogFiles = agent.logs
+    if instance not in log_files.instances(name):
+        kept = ", ".join(map(str, log_files.instances(name))) or "none"
+        raise _NotFound(f"no log is kept for instance {instance} of {name}", hint=f"kept: {kept}")
+    lines = log_files.read(
+        name, instance, tail=_int(request, "tail", None), since=request.query.get("since")
+    )
+    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+    await response.prepare(request)
+    await response.write(_ndjson([{**line.as_dict(), "instance": instance} for line in lines]))
+    if _bool(request, "follow"):
+        await _follow(request, response, agent, name, instance)
+    await response.write_eof()
+    return response
+
+
+FOLLOW_POLL = 0.2
+"""How often a followed log is looked at for new lines (only while someone follows)."""
+
+
+async def _follow(
+    request: web.Request, response: web.StreamResponse, agent: Agent, name: str, instance: int
+) -> None:
+    path = agent.logs.path(name, instance)
+    offset = path.stat().st_size if path.exists() else 0
+    inode = path.stat().st_ino if path.exists() else None
+    while not agent.snapshot.stopping:
+        await asyncio.sleep(FOLLOW_POLL)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            st = None
+        if st is not None and (st.st_ino != inode or st.st_size < offset):
+            offset, inode = 0, st.st_ino  # rotated: the new file starts from the top
+        if st is not None and st.st_size > offset:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                data = f.read(st.st_size - offset)
+            end = data.rfind(b"\n") + 1
+            offset += end
+            rows = [
+                {**parse_line(raw).as_dict(), "instance": instance}
+                for raw in data[:end].splitlines()
+            ]
+            await response.write(_ndjson(rows))
+        latest = agent.snapshot.services[name].record.instance
+        if latest != instance and (st is None or st.st_size <= offset):
+            instance = latest  # a new instance started: follow it from its first line
+            path = agent.logs.path(name, instance)
+            offset, inode = 0, None
+
+
+def _ndjson(rows: list[dict[str, Any]]) -> bytes:
+    return b"".join(json.dumps(r).encode() + b"\n" for r in rows)
+
+
+class _NotFound(InfraveilError):
+    code = "not_found"
+
+
+@route(
+    "GET",
+    "/v1/events",
+    "Recorded events, oldest first; with watch, an NDJSON stream that goes on.",
+    Param("service", "query", "string", "only this service's events"),
+    Param("limit", "query", "integer", "at most this many past events (default 100)"),
+    Param("watch", "query", "boolean", "after the past events, stream new ones as NDJSON"),
+    returns="{events: [Event]}, or NDJSON of Event with watch",
+)
+async def events(request: web.Request) -> web.StreamResponse:
+    agent = _agent(request)
+    service = request.query.get("service") or None
+    if service is not None:
+        _view(agent.snapshot, service)
+    limit = _int(request, "limit", 100) or 100
+    if not _bool(request, "watch"):
+        rows = agent.store.events(service=service, limit=limit)
+        return web.json_response({"events": [e.as_dict() for e in rows]})
+    queue = agent.watch_events()  # subscribe first, so nothing falls between past and new
+    try:
+        past = agent.store.events(service=service, limit=limit)
+        last_id = past[-1].id if past else 0
+        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await response.prepare(request)
+        await response.write(_ndjson([e.as_dict() for e in past]))
+        while (row := await queue.get()) is not None:
+            if row.id > last_id and (service is None or row.service == service):
+                await response.write(_ndjson([row.as_dict()]))
+        await response.write_eof()
+        return response
+    finally:
+        agent.unwatch_events(queue)
+
+
+ACTIONS = {"start": StartRequested, "stop": StopRequested, "restart": RestartRequested}
+WAIT_FOR: dict[str, Callable[[views.ServiceView, int], bool]] = {
+    "start": lambda v, n: v.record.state in SETTLED and v.record.instance > n,
+    "restart": lambda v, n: v.record.state in SETTLED and v.record.instance > n,
+    "stop": lambda v, n: v.record.state is State.STOPPED or not v.record.live,
+}
+
+
+@route(
+    "POST",
+    "/v1/services/{name}/{action}",
+    "start, stop or restart a service; waits until it has happened (or the wait is over).",
+    SERVICE,
+    Param("action", "path", "string", "start | stop | restart"),
+    Param("wait", "query", "number", "seconds to wait for the outcome (default 60; 0: don't)"),
+    returns="{service: ServiceStatus, done: boolean, message: string}",
+)
+async def control(request: web.Request) -> web.StreamResponse:
+    agent = _agent(request)
+    name, action = request.match_info["name"], request.match_info["action"]
+    if action not in ACTIONS:
+        raise _BadRequest(f"unknown action {action!r}: use start, stop or restart")
+    view = _view(agent.snapshot, name)
+    wait = _float(request, "wait", 60.0)
+    before = view.record.instance
+    refused = await agent.command(name, ACTIONS[action]())
+    if refused is not None:
+        return web.json_response(
+            error_body("refused", refused, service=views.service_status(agent.snapshot.services[name])),
+            status=409,
+        )
+    done = await agent.wait_until(lambda s: WAIT_FOR[action](s.services[name], before), wait)
+    return web.json_response(
+        {
+            "service": views.service_status(agent.snapshot.services[name]),
+            "done": done,
+            "message": f"{action} of {name} {'done' if done else 'under way'}",
+        }
+    )
+
+
+@route("POST", "/v1/shutdown", "Stop every service (dependants first), then the agent.")
+async def shutdown(request: web.Request) -> web.StreamResponse:
+    agent = _agent(request)
+    agent.shutdown()
+    return web.json_response({"pid": agent.snapshot.pid, "stopping": True}, status=202)
+
+
+@route("GET", "/metrics", "Prometheus exposition: state, ready, restarts, last exit, memory.")
+async def metrics(request: web.Request) -> web.StreamResponse:
+    body, content_type = render_metrics(_agent(request).snapshot)
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+@route("GET", "/openapi.json", "This API, as an OpenAPI 3.1 document.")
+async def openapi(request: web.Request) -> web.StreamResponse:
+    return web.json_response(openapi_document())
+
+
+def openapi_document() -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    for r in ROUTES:
+        paths.setdefault(r.path, {})[r.method.lower()] = {
+            "summary": r.summary,
+            "parameters": [
+                {
+                    "name": p.name,
+                    "in": p.where,
+                    "required": p.where == "path",
+                    "description": p.description,
+                    "schema": {"type": p.type},
+                }
+                for p in r.params
+            ],
+            "responses": {"200": {"description": r.returns}},
+        }
+    schemas = {
+        name: {
+            "type": "object",
+            "properties": {f: {"description": d} for f, d in fields.items()},
+        }
+        for name, fields in views.SCHEMAS.items()
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "infraveil agent API", "version": __version__},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }
+
+
+# ── serving ─────────────────────────────────────────────────────────────────────────────────
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except _BadRequest as e:
+        return web.json_response(error_body("bad_request", str(e)), status=400)
+    except _NotFound as e:
+        return web.json_response(error_body(e.code, e.message, e.hint), status=404)
+    except UnknownServiceError as e:
+        body = error_body(e.code, e.message, e.hint, name=e.name, known=list(e.known))
+        return web.json_response(body, status=404)
+    except InfraveilError as e:
+        return web.json_response(error_body(e.code, e.message, e.hint), status=status_for(e))
+
+
+def make_app(agent: Agent) -> web.Application:
+    app = web.Application(middlewares=[_errors], client_max_size=64 * 1024)
+    app["agent"] = agent
+    for r in ROUTES:
+        app.router.add_route(r.method, r.path, r.handler)
+    return app
+
+
+async def serve(agent: Agent, socket_path: Path) -> web.AppRunner:
+    """Serve the API on `socket_path`, readable and writable by the agent's user only."""
+    runner = web.AppRunner(make_app(agent), access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        socket_path.unlink()  # left by an agent that was killed; the lock says it is gone
+    except FileNotFoundError:
+        pass
+    old_umask = os.umask(0o177)  # the socket is born 0600: no window where others may connect
+    try:
+        site = web.UnixSite(runner, str(socket_path))
+        await site.start()
+    finally:
+        os.umask(old_umask)
+    os.chmod(socket_path, 0o600)
+    return runner
+
+

@@ -1,0 +1,25 @@
+"""The one place where errors become exit codes. These numbers are stable and documented."""
+
+from __future__ import annotations
+
+from infraveil.core import errors
+
+OK = 0
+FAILED = 1
+"""The command ran, and what it reports is a failure (e.g. a service did not come up)."""
+
+EXIT_CODES: dict[str, tuple[int, str]] = {
+    "usage": (2, "wrong use of the command line"),
+    errors.ManifestError.code: (2, "the manifest is invalid"),
+    errors.AgentNotRunningError.code: (3, "no agent is running on the state directory"),
+    errors.UnknownServiceError.code: (4, "no such service (or instance, or log)"),
+    "not_found": (4, "no such service (or instance, or log)"),
+    errors.AgentAlreadyRunningError.code: (5, "an agent is already running on the state directory"),
+    errors.CommandRefusedError.code: (6, "the agent refused the command in the service's state"),
+    errors.StateDirError.code: (7, "the state directory cannot be used"),
+    errors.ApiError.code: (8, "the agent answered with an unexpected error"),
+}
+
+
+def exit_code_for(error: errors.InfraveilError) -> int:
+    return EXIT_CODES.get(error.code, (FAILED, ""))[0]

@@ -1,0 +1,62 @@
+"""`infraveil`: the command group, and the one place where errors become exit codes."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from infraveil import __version__
+from infraveil.cli.errors import exit_code_for
+from infraveil.cli.verbs import check, control, describe, down, events, logs, status, up
+from infraveil.core.errors import InfraveilError, ManifestError
+
+VERBS = (up, down, status, describe, logs, events, control, check)
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="Exit codes: 0 ok, 1 the command reported a failure, 2 usage or manifest error, "
+    "3 no agent running, 4 no such service, 5 an agent is already running, 6 refused, "
+    "7 state directory unusable, 8 unexpected API error. "
+    "Shell completion: eval \"$(_INFRAVEIL_COMPLETE=bash_source infraveil)\" (zsh_source, fish_source).",
+)
+@click.version_option(__version__, "--version", prog_name="infraveil")
+def cli() -> None:
+    """Run the services of infraveil.toml, keep them up, and say why they fail.
+
+    \b
+    Start:    infraveil up [--detach]       then  infraveil status
+    Look:     infraveil describe SERVICE    infraveil logs SERVICE --previous    infraveil events -w
+    Control:  infraveil restart SERVICE     infraveil down
+    """
+
+
+for module in VERBS:
+    for command in module.COMMANDS:
+        cli.add_command(command)
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(2)
+    except ManifestError as e:
+        for issue in e.issues:
+            click.echo(f"error: {issue}", err=True)
+        sys.exit(exit_code_for(e))
+    except InfraveilError as e:
+        click.echo(f"error: {e.message}", err=True)
+        if e.hint:
+            click.echo(f"hint: {e.hint}", err=True)
+        sys.exit(exit_code_for(e))
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:  # `infraveil logs x | head`
+        sys.exit(0)

@@ -1,0 +1,157 @@
+"""How command results look to a person (tables) and to a program (a versioned JSON envelope).
+
+Verbs return plain data; only this module decides how it looks. Rendering functions take a
+rich Console, so tests render into a StringIO at a fixed width and read it as a person would.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from infraveil.core.units import format_bytes, format_duration
+
+SCHEMA_VERSION = "v1"
+STATE_STYLE = {
+    "running": "green",
+    "starting": "cyan",
+    "pending": "cyan",
+    "stopping": "yellow",
+    "stopped": "dim",
+    "backoff": "yellow",
+    "failed": "bold red",
+}
+
+
+def console(stderr: bool = False) -> Console:
+    return Console(file=sys.stderr if stderr else sys.stdout, highlight=False, soft_wrap=False)
+
+
+def emit_json(kind: str, data: Mapping[str, Any]) -> None:
+    """`{"schema": "infraveil/v1/KIND", ...}`: the envelope every `-o json` output has."""
+    sys.stdout.write(json.dumps({"schema": f"infraveil/{SCHEMA_VERSION}/{kind}", **data}, indent=2))
+    sys.stdout.write("\n")
+
+
+def last_exit_text(last_exit: Mapping[str, Any] | None) -> str:
+    if not last_exit:
+        return "-"
+    if last_exit.get("unknown"):
+        return "unknown"
+    if last_exit.get("signal"):
+        return str(last_exit["signal"])
+    return f"exit {last_exit.get('code')}"
+
+
+def render_status(out: Console, services: Sequence[Mapping[str, Any]]) -> None:
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("NAME", "STATE", "READY", "PID", "UPTIME", "RESTARTS", "LAST EXIT", "MEMORY", "REASON"):
+        # the reason is cut, not wrapped: one row per service; `describe` has it whole
+        table.add_column(column, no_wrap=True, overflow="ellipsis", min_width=12 if column == "REASON" else None)
+    for s in services:
+        state = s["state"]
+        if state == "backoff" and s.get("retry_in") is not None:
+            state_text = Text(f"backoff ({format_duration(s['retry_in'])})", STATE_STYLE[state])
+        else:
+            state_text = Text(state, STATE_STYLE.get(state, ""))
+        table.add_row(
+            s["name"],
+            state_text,
+            "yes" if s["ready"] else "no",
+            str(s["pid"] or "-"),
+            format_duration(s["uptime"]) if s.get("uptime") is not None else "-",
+            str(s["restarts"]),
+            last_exit_text(s.get("last_exit")),
+            format_bytes(s.get("memory")),
+            s.get("reason") or "",
+        )
+    out.print(table)
+
+
+def render_describe(out: Console, data: Mapping[str, Any]) -> None:
+    s, spec = data["service"], data["spec"]
+    out.print(Text(f"Service:      {s['name']}", "bold"))
+    out.print(Text.assemble("State:        ", Text(s["state"], STATE_STYLE.get(s["state"], ""))))
+    if s.get("reason"):
+        out.print(f"Reason:       {s['reason']}")
+    out.print(f"Ready:        {'yes' if s['ready'] else 'no'}")
+    out.print(f"PID:          {s['pid'] or '-'}")
+    out.print(f"Restarts:     {s['restarts']}")
+    if s.get("waiting_for"):
+        out.print(f"Waiting for:  {', '.join(s['waiting_for'])}")
+    out.print(f"Last exit:    {s['last_exit']['text'] if s.get('last_exit') else '-'}")
+    out.print(Text("Spec:", "bold"))
+    out.print(f"  command:      {' '.join(spec['command'])}")
+    out.print(f"  cwd:          {spec['cwd']}")
+    for key in ("env_file", "user", "port"):
+        if spec.get(key) is not None:
+            out.print(f"  {key + ':':<14}{spec[key]}")
+    if spec.get("depends_on"):
+        out.print(f"  depends_on:   {', '.join(spec['depends_on'])}")
+    out.print(f"  stop:         {spec['stop_signal']}, SIGKILL after {format_duration(spec['stop_timeout'])}")
+    if spec.get("env"):
+        out.print("  env:          " + ", ".join(f"{k}={v}" for k, v in spec["env"].items()))
+    out.print(Text("Instances (newest first):", "bold"))
+    if not data["instances"]:
+        out.print("  none yet")
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("#", "PID", "STARTED", "ENDED", "RAN", "EXIT", "PEAK MEMORY"):
+        table.add_column(column, no_wrap=True)
+    for i in data["instances"]:
+        if i.get("error"):
+            exit_text = f"could not start: {i['error']}"
+        elif i.get("exit"):
+            exit_text = i["exit"]["text"]
+        else:
+            exit_text = "running"
+        ran = i["duration"] if i.get("duration") is not None else time.time() - i["started"]
+        table.add_row(
+            str(i["number"]),
+            str(i["pid"] or "-"),
+            _clock(i["started"]),
+            _clock(i["ended"]) if i.get("ended") else "-",
+            format_duration(ran),
+            exit_text,
+            format_bytes(i.get("peak_memory")),
+        )
+    if data["instances"]:
+        out.print(table)
+    out.print(Text("Events:", "bold"))
+    render_events(out, data["events"], show_service=False)
+
+
+def render_events(out: Console, events: Sequence[Mapping[str, Any]], *, show_service: bool = True) -> None:
+    if not events:
+        out.print("  no events")
+        return
+    for e in events:
+        out.print(event_line(e, show_service=show_service))
+
+
+def event_line(e: Mapping[str, Any], *, show_service: bool = True) -> Text:
+    """`12:00:01  api  Exited  exited with code 1 after 0.8s` (warnings stand out)."""
+    style = "yellow" if e["type"] == "warning" else ""
+    parts = [Text(_clock(e["time"]), "dim"), Text("  ")]
+    if show_service:
+        parts += [Text(f"{e['service'] or '(agent)':<12}", "bold"), Text(" ")]
+    parts += [Text(f"{e['reason']:<12}", style), Text(" "), Text(e["message"], style)]
+    return Text.assemble(*parts)
+
+
+def log_line(row: Mapping[str, Any], *, timestamps: bool) -> str:
+    text = row["text"] if row["stream"] != "ivl" else f"[infraveil] {row['text']}"
+    return f"{row['time']} {text}" if timestamps else text
+
+
+def _clock(wall: float) -> str:
+    """Local time of day, with the date when it is not today."""
+    if time.strftime("%Y-%m-%d", time.localtime(wall)) == time.strftime("%Y-%m-%d"):
+        return time.strftime("%H:%M:%S", time.localtime(wall))
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(wall))

@@ -1,0 +1,69 @@
+"""What a validated manifest says: immutable specs the rest of infraveil runs from.
+
+The manifest parser (`infraveil.core.manifest`) is the only producer of these; every path in
+a spec is already absolute (resolved against the manifest's directory), every duration is in
+seconds, and every cross-reference (depends_on) has been checked.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+
+def _empty_env() -> Mapping[str, str]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One `[services.NAME]` table."""
+
+    name: str
+    command: tuple[str, ...]
+    """argv; a string command was split like a shell would split words (no shell runs)."""
+    cwd: str
+    """Absolute working directory (defaults to the manifest's directory)."""
+    env: Mapping[str, str] = field(default_factory=_empty_env)
+    env_file: str | None = None
+    """Absolute path of a KEY=VALUE file read at every start; `env` wins over it."""
+    user: str | None = None
+    port: int | None = None
+    depends_on: tuple[str, ...] = ()
+    stop_signal: signal.Signals = signal.SIGTERM
+    stop_timeout: float = 10.0
+    line: int | None = None
+    """Line of the service's table in the manifest, for messages."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    path: str
+    """Absolute path of the manifest file."""
+    services: Mapping[str, ServiceSpec]
+    """In manifest order."""
+
+    def start_order(self) -> tuple[str, ...]:
+        """Names with every service after the ones it depends on (manifest order otherwise).
+
+        The parser has rejected cycles and unknown names, so this always terminates.
+        """
+        done: list[str] = []
+        seen: set[str] = set()
+
+        def visit(name: str) -> None:
+            if name in seen:
+                return
+            seen.add(name)
+            for dep in self.services[name].depends_on:
+                visit(dep)
+            done.append(name)
+
+        for name in self.services:
+            visit(name)
+        return tuple(done)
+
+    def dependants(self, name: str) -> tuple[str, ...]:
+        return tuple(s.name for s in self.services.values() if name in s.depends_on)

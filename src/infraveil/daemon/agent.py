@@ -1,0 +1,279 @@
+"""The agent: one queue, one consumer, one owner of all mutable state.
+
+Everything that happens — a process exit, a timer, an API command, a signal to the agent, a
+memory sample — is put on one asyncio queue; `run()` takes items off it one at a time and is
+the only code that changes service state. Signal handlers only enqueue. After every item the
+agent publishes an immutable `Snapshot`, which is all the API ever reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+from infraveil import __version__
+from infraveil.core.errors import StateDirError, UnknownServiceError
+from infraveil.core.lifecycle import (
+    DependenciesChanged,
+    Event,
+    ServiceRecord,
+    StartRequested,
+    State,
+    StopRequested,
+)
+from infraveil.core.spec import Manifest, ServiceSpec
+from infraveil.daemon.supervisor import ExitObserved, Supervisor, TimerDue
+from infraveil.runtime.lock import AgentLock
+from infraveil.runtime.procfs import rss_by_group
+from infraveil.store.db import EventRow, Store
+from infraveil.store.logs import LogFiles
+
+MEMORY_SAMPLE_EVERY = 10.0
+"""Seconds between memory samples of every service's process group (one pass over /proc)."""
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    spec: ServiceSpec
+    record: ServiceRecord
+    started_wall: float | None
+    rss: int | None
+    peak_rss: int | None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the agent knows at one moment; never changes once published."""
+
+    services: Mapping[str, ServiceView]
+    pid: int
+    started_wall: float
+    state_dir: str
+    manifest: str
+    stopping: bool
+
+
+@dataclass(frozen=True)
+class Command:
+    service: str
+    event: Event
+    reply: asyncio.Future[str | None]
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class MemorySampled:
+    rss_by_pid: Mapping[int, int]
+
+
+@dataclass
+class Agent:
+    manifest: Manifest
+    state_dir: Path
+    on_event: Callable[[EventRow], None] = lambda row: None
+    on_ready: Callable[[], None] = lambda: None
+    serve_api: bool = True
+    base_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    snapshot: Snapshot = field(init=False)
+    _queue: asyncio.Queue[object] = field(init=False)
+    _changed: asyncio.Event = field(init=False)
+    _watchers: set[asyncio.Queue[EventRow | None]] = field(init=False, default_factory=set)
+    _stopping: bool = field(init=False, default=False)
+    _started_wall: float = field(init=False, default_factory=time.time)
+
+    @property
+    def socket_path(self) -> Path:
+        return self.state_dir / "agent.sock"
+
+    # ── running ──────────────────────────────────────────────────────────────────────────
+
+    async def run(self) -> None:
+        """Run until every service has stopped after a shutdown request."""
+        loop = asyncio.get_running_loop()
+        self._queue = asyncio.Queue()
+        self._changed = asyncio.Event()
+        prepare_state_dir(self.state_dir)
+        lock = AgentLock(self.state_dir)
+        lock.acquire()
+        store = Store(self.state_dir / "state.db")
+        self.store = store
+        self.logs = LogFiles(self.state_dir / "logs")
+        self.supervisor = Supervisor(
+            self.manifest,
+            store,
+            self.logs,
+            self.state_dir / "run",
+            loop,
+            self._queue.put_nowait,
+            self._event_recorded,
+            base_env=self.base_env,
+        )
+        server = None
+        sampler = None
+        try:
+            if self.serve_api:
+                from infraveil.api.server import serve  # the API sits above the daemon
+
+                server = await serve(self, self.socket_path)
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, self._on_signal)
+            self.supervisor.emit(None, "normal", "AgentStarted", f"agent {__version__} pid {os.getpid()}")
+            for name in self.manifest.start_order():
+                self.supervisor.handle(name, DependenciesChanged(self.supervisor.waiting_for(name)))
+                self.supervisor.handle(name, StartRequested())
+            self._publish()
+            self.on_ready()
+            sampler = asyncio.create_task(self._sample_memory())
+            await self._consume()
+            self.supervisor.emit(None, "normal", "AgentStopped", "every service stopped")
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+            if sampler is not None:
+                sampler.cancel()
+            for watcher in list(self._watchers):
+                watcher.put_nowait(None)
+            if server is not None:
+                await server.cleanup()
+            self.supervisor.close()
+            store.close()
+            lock.release()
+
+    async def _consume(self) -> None:
+        while True:
+            item = await self._queue.get()
+            match item:
+                case ExitObserved():
+                    self.supervisor.exited(item)
+                case TimerDue(service=name, event=event):
+                    self.supervisor.handle(name, event)
+                case Command(service=name, event=event, reply=reply):
+                    if name not in self.supervisor.records:
+                        reply.set_exception(UnknownServiceError(name, list(self.manifest.services)))
+                    else:
+                        reply.set_result(self.supervisor.handle(name, event))
+                case MemorySampled(rss_by_pid=rss):
+                    self.supervisor.memory_sampled(rss)
+                case Shutdown(force=force):
+                    if not self._stopping:
+                        self._stopping = True
+                        self.supervisor.emit(None, "normal", "ShuttingDown", "stopping every service")
+                    elif force:
+                        self.supervisor.kill_all()
+            if self._stopping and self._advance_shutdown():
+                self._publish()
+                return
+            self._publish()
+
+    def _advance_shutdown(self) -> bool:
+        """Stop each service once nothing that depends on it is still up; True when all are down."""
+        sup = self.supervisor
+        for name in reversed(self.manifest.start_order()):
+            record = sup.records[name]
+            if record.state in (State.STOPPED, State.STOPPING):
+                continue
+            if any(sup.records[d].live for d in self.manifest.dependants(name)):
+                continue
+            sup.handle(name, StopRequested())
+        return not sup.live and all(not r.live for r in sup.records.values())
+
+    def _on_signal(self) -> None:
+        self._queue.put_nowait(Shutdown(force=self._stopping))
+
+    async def _sample_memory(self) -> None:
+        while True:
+            await asyncio.sleep(MEMORY_SAMPLE_EVERY)
+            groups = {live.pid for live in self.supervisor.live.values()}
+            self._queue.put_nowait(MemorySampled(rss_by_group(groups)))
+
+    # ── for the API ──────────────────────────────────────────────────────────────────────
+
+    async def command(self, service: str, event: Event) -> str | None:
+        """Queue a command for one service; the refusal reason, or None when accepted."""
+        reply: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(Command(service, event, reply))
+        return await reply
+
+    def shutdown(self) -> None:
+        self._queue.put_nowait(Shutdown())
+
+    async def wait_until(self, done: Callable[[Snapshot], bool], timeout: float) -> bool:
+        """Wait for a published snapshot for which `done` holds; False on timeout."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not done(self.snapshot):
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return False
+            changed = self._changed
+            try:
+                await asyncio.wait_for(changed.wait(), remaining)
+            except TimeoutError:
+                return done(self.snapshot)
+        return True
+
+    def watch_events(self) -> asyncio.Queue[EventRow | None]:
+        queue: asyncio.Queue[EventRow | None] = asyncio.Queue(maxsize=10_000)
+        self._watchers.add(queue)
+        return queue
+
+    def unwatch_events(self, queue: asyncio.Queue[EventRow | None]) -> None:
+        self._watchers.discard(queue)
+
+    def _event_recorded(self, row: EventRow) -> None:
+        for watcher in list(self._watchers):
+            try:
+                watcher.put_nowait(row)
+            except asyncio.QueueFull:  # a follower that stopped reading is let go
+                self._watchers.discard(watcher)
+                watcher.get_nowait()  # make room for the end-of-stream marker
+                watcher.put_nowait(None)
+        self.on_event(row)
+
+    def _publish(self) -> None:
+        sup = self.supervisor
+        views = {}
+        for name, spec in self.manifest.services.items():
+            live = sup.live.get(name)
+            views[name] = ServiceView(
+                spec=spec,
+                record=sup.records[name],
+                started_wall=live.started_wall if live else None,
+                rss=live.rss if live else None,
+                peak_rss=live.peak_rss if live else None,
+            )
+        self.snapshot = Snapshot(
+            services=MappingProxyType(views),
+            pid=os.getpid(),
+            started_wall=self._started_wall,
+            state_dir=str(self.state_dir),
+            manifest=self.manifest.path,
+            stopping=self._stopping,
+        )
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+
+def prepare_state_dir(state_dir: Path) -> None:
+    """Create the state directory (0700: only its owner may read logs or drive the agent)."""
+    try:
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for sub in ("run", "logs"):
+            (state_dir / sub).mkdir(mode=0o700, exist_ok=True)
+        probe = state_dir / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise StateDirError(
+            f"cannot use state directory {state_dir}: {e.strerror}",
+            hint="choose a writable --state-dir (or INFRAVEIL_STATE_DIR)",
+        ) from e

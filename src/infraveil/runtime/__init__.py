@@ -1,0 +1,1 @@
+"""OS adapters: spawning in a process group, log capture, exit watching, signals, /proc."""

@@ -1,0 +1,1 @@
+"""Durable state: the SQLite store (instances, events, service records) and instance log files."""

@@ -1,0 +1,195 @@
+"""Instance log files: `logs/SERVICE/N.log`, one per instance, one line per output line.
+
+Each line is `TIMESTAMP STREAM TEXT`: a UTC timestamp of fixed width (so `--since` is a string
+comparison), `out` for what the service wrote (stdout and stderr share one pipe, which keeps
+their order — the order is what a person reads a crash by) and `ivl` for infraveil's own
+start and exit markers.
+
+A chatty service cannot fill the disk: a file that passes `max_bytes` is rotated once (to
+`N.log.1`, replacing an older one), and only the logs of the newest `keep_instances`
+instances of a service are kept.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+MAX_LINE = 16 * 1024
+"""Longer lines are cut into pieces of this size, so one line cannot hold up the log."""
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+DEFAULT_KEEP_INSTANCES = 10
+OUT = b"out"
+MARK = b"ivl"
+_TS_LEN = len("2026-11-21T05:14:00.123456Z")
+_NAME = re.compile(r"(\d+)\.log\Z")
+
+
+def timestamp(wall: float) -> str:
+    """`2026-11-21T05:14:00.123456Z` for a time.time() value."""
+    micro = int(round(wall * 1_000_000))
+    seconds, micro = divmod(micro, 1_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micro:06d}Z"
+
+
+@dataclass(frozen=True)
+class LogLine:
+    time: str
+    stream: str
+    text: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"time": self.time, "stream": self.stream, "text": self.text}
+
+
+def parse_line(raw: bytes) -> LogLine:
+    text = raw.rstrip(b"\n").decode("utf-8", errors="replace")
+    if len(text) > _TS_LEN + 4 and text[_TS_LEN] == " " and text[_TS_LEN + 4] == " ":
+        return LogLine(text[:_TS_LEN], text[_TS_LEN + 1 : _TS_LEN + 4], text[_TS_LEN + 5 :])
+    return LogLine("", "out", text)
+
+
+class InstanceLog:
+    """Appends one instance's output to its log file, a line at a time, with timestamps."""
+
+    def __init__(self, path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.path = path
+        self._max_bytes = max_bytes
+        self._partial = b""
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self._size = os.fstat(self._fd).st_size
+        self.last_line = ""
+        """The last non-empty line the service wrote: the first evidence of an exit."""
+
+    def write(self, data: bytes, wall: float) -> None:
+        """Append what the service wrote; an unfinished last line waits for its end."""
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
+        if len(self._partial) > MAX_LINE:
+            lines.append(self._partial)
+            self._partial = b""
+        self._append(OUT, lines, wall)
+
+    def mark(self, text: str, wall: float) -> None:
+        """Append one of infraveil's own marker lines (any unfinished line is closed first)."""
+        self.flush(wall)
+        self._append(MARK, [text.encode()], wall, remember=False)
+
+    def flush(self, wall: float) -> None:
+        if self._partial:
+            partial, self._partial = self._partial, b""
+            self._append(OUT, [partial], wall)
+
+    def _append(self, stream: bytes, lines: list[bytes], wall: float, remember: bool = True) -> None:
+        if not lines:
+            return
+        prefix = timestamp(wall).encode() + b" " + stream + b" "
+        pieces = []
+        for line in lines:
+            line = line.rstrip(b"\r")
+            for start in range(0, max(len(line), 1), MAX_LINE):
+                pieces.append(prefix + line[start : start + MAX_LINE] + b"\n")
+        if remember:
+            for line in reversed(lines):
+                if line.strip():
+                    self.last_line = line.rstrip(b"\r").decode("utf-8", errors="replace")[:500]
+                    break
+        blob = b"".join(pieces)
+        # One unbuffered write per chunk: if the agent is killed, nothing read from the pipe is
+        # left sitting in a user-space buffer.
+        os.write(self._fd, blob)
+        self._size += len(blob)
+        if self._size > self._max_bytes:
+            self._rotate()
+
+    def _rotate(self) -> None:
+        os.close(self._fd)
+        os.replace(self.path, self.path.with_name(self.path.name + ".1"))
+        self._fd = os.open(
+            self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640
+        )
+        self._size = 0
+
+    def close(self, wall: float) -> None:
+        self.flush(wall)
+        os.close(self._fd)
+
+
+class LogFiles:
+    """Where the instance logs of a state directory are, and how to read them back."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        keep_instances: int = DEFAULT_KEEP_INSTANCES,
+    ) -> None:
+        self.root = root
+        self.max_bytes = max_bytes
+        self.keep_instances = keep_instances
+
+    def path(self, service: str, instance: int) -> Path:
+        return self.root / service / f"{instance}.log"
+
+    def open(self, service: str, instance: int) -> InstanceLog:
+        (self.root / service).mkdir(parents=True, exist_ok=True)
+        return InstanceLog(self.path(service, instance), self.max_bytes)
+
+    def instances(self, service: str) -> list[int]:
+        """Instance numbers that still have a log, oldest first."""
+        try:
+            names = os.listdir(self.root / service)
+        except FileNotFoundError:
+            return []
+        return sorted(int(m.group(1)) for n in names if (m := _NAME.match(n)))
+
+    def prune(self, service: str) -> None:
+        """Delete the logs of all but the newest `keep_instances` instances."""
+        for number in self.instances(service)[: -self.keep_instances]:
+            for suffix in ("", ".1"):
+                try:
+                    os.unlink(str(self.path(service, number)) + suffix)
+                except FileNotFoundError:
+                    pass
+
+    def read(
+        self, service: str, instance: int, *, tail: int | None = None, since: str | None = None
+    ) -> list[LogLine]:
+        """The lines of one instance, oldest first: all, the last `tail`, or those since a time."""
+        path = self.path(service, instance)
+        files = [p for p in (path.with_name(path.name + ".1"), path) if p.exists()]
+        if tail is not None:
+            raw = _tail(files, tail)
+        else:
+            raw = [line for p in files for line in p.read_bytes().splitlines()]
+        lines = [parse_line(r) for r in raw]
+        if since is not None:
+            lines = [line for line in lines if line.time >= since]
+        return lines
+
+
+def _tail(files: list[Path], n: int) -> list[bytes]:
+    """The last `n` lines over `files` read back to front, without reading whole files."""
+    if n <= 0:
+        return []
+    found: list[bytes] = []
+    for path in reversed(files):
+        with open(path, "rb") as f:
+            end = f.seek(0, os.SEEK_END)
+            buf = b""
+            while end > 0 and buf.count(b"\n") <= n - len(found):
+                start = max(0, end - 65536)
+                f.seek(start)
+                buf = f.read(end - start) + buf
+                end = start
+            lines = buf.splitlines()
+            if end > 0:
+                lines = lines[1:]  # the first piece may be the end of a longer line
+            found = lines[-(n - len(found)) :] + found if lines else found
+        if len(found) >= n:
+            break
+    return found[-n:]
