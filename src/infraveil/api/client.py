@@ -58,7 +58,9 @@ class Client:
                 target += "?" + urlencode(clean)
         conn = _UnixConnection(str(self.socket), timeout)
         try:
-            conn.request(method, target, headers={"Content-Length": "0"} if method == "POST" else {})
+            conn.request(
+                method, target, headers={"Content-Length": "0"} if method == "POST" else {}
+            )
             return conn.getresponse()
         except (FileNotFoundError, ConnectionRefusedError) as e:
             conn.close()
@@ -93,7 +95,9 @@ class Client:
         try:
             body = json.loads(raw) if raw else {}
         except json.JSONDecodeError:
-            raise ApiError(f"the agent answered {response.status} with a body that is not JSON") from None
+            raise ApiError(
+                f"the agent answered {response.status} with a body that is not JSON"
+            ) from None
         if response.status >= 400:
             raise error_from_body(body)
         return body

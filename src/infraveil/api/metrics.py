@@ -22,7 +22,9 @@ class _SnapshotCollector:
 
     def collect(self) -> Iterator[Metric]:
         state = GaugeMetricFamily(
-            "infraveil_service_state", "1 for the state the service is in", labels=["service", "state"]
+            "infraveil_service_state",
+            "1 for the state the service is in",
+            labels=["service", "state"],
         )
         ready = GaugeMetricFamily("infraveil_service_ready", "1 when ready", labels=["service"])
         restarts = CounterMetricFamily(

@@ -30,7 +30,7 @@ from infraveil.core.lifecycle import (
     State,
     StopRequested,
 )
-from infraveil.daemon.agent import Agent, Snapshot
+from infraveil.daemon.agent import Agent, ServiceView, Snapshot
 from infraveil.store.logs import LogFiles, parse_line
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -73,7 +73,7 @@ def _agent(request: web.Request) -> Agent:
     return agent
 
 
-def _view(snapshot: Snapshot, name: str) -> views.ServiceView:
+def _view(snapshot: Snapshot, name: str) -> ServiceView:
     view = snapshot.services.get(name)
     if view is None:
         raise UnknownServiceError(name, list(snapshot.services))
@@ -287,8 +287,12 @@ async def events(request: web.Request) -> web.StreamResponse:
         agent.unwatch_events(queue)
 
 
-ACTIONS = {"start": StartRequested, "stop": StopRequested, "restart": RestartRequested}
-WAIT_FOR: dict[str, Callable[[views.ServiceView, int], bool]] = {
+ACTIONS: dict[str, Callable[[], StartRequested | StopRequested | RestartRequested]] = {
+    "start": StartRequested,
+    "stop": StopRequested,
+    "restart": RestartRequested,
+}
+WAIT_FOR: dict[str, Callable[[ServiceView, int], bool]] = {
     "start": lambda v, n: v.record.state in SETTLED and v.record.instance > n,
     "restart": lambda v, n: v.record.state in SETTLED and v.record.instance > n,
     "stop": lambda v, n: v.record.state is State.STOPPED or not v.record.live,
@@ -315,7 +319,9 @@ async def control(request: web.Request) -> web.StreamResponse:
     refused = await agent.command(name, ACTIONS[action]())
     if refused is not None:
         return web.json_response(
-            error_body("refused", refused, service=views.service_status(agent.snapshot.services[name])),
+            error_body(
+                "refused", refused, service=views.service_status(agent.snapshot.services[name])
+            ),
             status=409,
         )
     done = await agent.wait_until(lambda s: WAIT_FOR[action](s.services[name], before), wait)
@@ -420,5 +426,3 @@ async def serve(agent: Agent, socket_path: Path) -> web.AppRunner:
         os.umask(old_umask)
     os.chmod(socket_path, 0o600)
     return runner
-
-

@@ -19,7 +19,8 @@ VERBS = (up, down, status, describe, logs, events, control, check)
     epilog="Exit codes: 0 ok, 1 the command reported a failure, 2 usage or manifest error, "
     "3 no agent running, 4 no such service, 5 an agent is already running, 6 refused, "
     "7 state directory unusable, 8 unexpected API error. "
-    "Shell completion: eval \"$(_INFRAVEIL_COMPLETE=bash_source infraveil)\" (zsh_source, fish_source).",
+    "Shell completion: "
+    'eval "$(_INFRAVEIL_COMPLETE=bash_source infraveil)" (or zsh_source, fish_source).',
 )
 @click.version_option(__version__, "--version", prog_name="infraveil")
 def cli() -> None:

@@ -15,7 +15,9 @@ MANIFEST_NAME = "infraveil.toml"
 
 def default_state_dir() -> Path:
     """$INFRAVEIL_STATE_DIR, else $XDG_STATE_HOME/infraveil, else ~/.local/state/infraveil."""
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
     return Path(base) / "infraveil"
 
 
@@ -56,7 +58,7 @@ def output_option(f: F) -> F:
 
 def complete_service(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
     """Service names from the manifest, for shell completion (never fails)."""
-    from infraveil.core.manifest import load_manifest
+    from infraveil.runtime.manifest_file import load_manifest
 
     path = ctx.params.get("manifest") or MANIFEST_NAME
     try:

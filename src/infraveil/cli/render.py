@@ -31,7 +31,10 @@ STATE_STYLE = {
 
 
 def console(stderr: bool = False) -> Console:
-    return Console(file=sys.stderr if stderr else sys.stdout, highlight=False, soft_wrap=False)
+    """A terminal's own width; piped output is not wrapped (like kubectl): grep sees whole rows."""
+    file = sys.stderr if stderr else sys.stdout
+    width = None if file.isatty() else 250
+    return Console(file=file, width=width, highlight=False, soft_wrap=False)
 
 
 def emit_json(kind: str, data: Mapping[str, Any]) -> None:
@@ -51,27 +54,50 @@ def last_exit_text(last_exit: Mapping[str, Any] | None) -> str:
 
 
 def render_status(out: Console, services: Sequence[Mapping[str, Any]]) -> None:
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("NAME", "STATE", "READY", "PID", "UPTIME", "RESTARTS", "LAST EXIT", "MEMORY", "REASON"):
-        # the reason is cut, not wrapped: one row per service; `describe` has it whole
-        table.add_column(column, no_wrap=True, overflow="ellipsis", min_width=12 if column == "REASON" else None)
+    headers = (
+        "NAME",
+        "STATE",
+        "READY",
+        "PID",
+        "UPTIME",
+        "RESTARTS",
+        "LAST EXIT",
+        "MEMORY",
+        "REASON",
+    )
+    rows = []
     for s in services:
         state = s["state"]
         if state == "backoff" and s.get("retry_in") is not None:
-            state_text = Text(f"backoff ({format_duration(s['retry_in'])})", STATE_STYLE[state])
+            state_cell = f"backoff ({format_duration(s['retry_in'])})"
         else:
-            state_text = Text(state, STATE_STYLE.get(state, ""))
-        table.add_row(
-            s["name"],
-            state_text,
-            "yes" if s["ready"] else "no",
-            str(s["pid"] or "-"),
-            format_duration(s["uptime"]) if s.get("uptime") is not None else "-",
-            str(s["restarts"]),
-            last_exit_text(s.get("last_exit")),
-            format_bytes(s.get("memory")),
-            s.get("reason") or "",
+            state_cell = state
+        rows.append(
+            (
+                s["name"],
+                state_cell,
+                "yes" if s["ready"] else "no",
+                str(s["pid"] or "-"),
+                format_duration(s["uptime"]) if s.get("uptime") is not None else "-",
+                str(s["restarts"]),
+                last_exit_text(s.get("last_exit")),
+                format_bytes(s.get("memory")),
+                s.get("reason") or "",
+            )
         )
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for i, header in enumerate(headers):
+        if header == "REASON":
+            # the reason is cut, not wrapped: one line per service; `describe` has it whole
+            columns = zip(headers, *rows, strict=False)
+            spare = out.width - sum(len(max(c, key=len)) + 2 for c in columns) + 6
+            table.add_column(header, no_wrap=True, overflow="ellipsis", max_width=max(spare, 12))
+        else:  # every other column keeps its full width
+            width = max([len(header), *(len(r[i]) for r in rows)])
+            table.add_column(header, no_wrap=True, min_width=width)
+    for row, s in zip(rows, services, strict=True):
+        style = STATE_STYLE.get(s["state"], "")
+        table.add_row(row[0], Text(row[1], style), *row[2:])
     out.print(table)
 
 
@@ -95,7 +121,10 @@ def render_describe(out: Console, data: Mapping[str, Any]) -> None:
             out.print(f"  {key + ':':<14}{spec[key]}")
     if spec.get("depends_on"):
         out.print(f"  depends_on:   {', '.join(spec['depends_on'])}")
-    out.print(f"  stop:         {spec['stop_signal']}, SIGKILL after {format_duration(spec['stop_timeout'])}")
+    out.print(
+        f"  stop:         {spec['stop_signal']}, "
+        f"SIGKILL after {format_duration(spec['stop_timeout'])}"
+    )
     if spec.get("env"):
         out.print("  env:          " + ", ".join(f"{k}={v}" for k, v in spec["env"].items()))
     out.print(Text("Instances (newest first):", "bold"))
@@ -127,7 +156,9 @@ def render_describe(out: Console, data: Mapping[str, Any]) -> None:
     render_events(out, data["events"], show_service=False)
 
 
-def render_events(out: Console, events: Sequence[Mapping[str, Any]], *, show_service: bool = True) -> None:
+def render_events(
+    out: Console, events: Sequence[Mapping[str, Any]], *, show_service: bool = True
+) -> None:
     if not events:
         out.print("  no events")
         return

@@ -6,7 +6,7 @@
     ├── AgentNotRunningError          agent_not_running  no agent answers on the state directory
     ├── AgentAlreadyRunningError      agent_running      a second agent on one state directory
     ├── StateDirError                 state_dir          the state directory cannot be used
-    ├── CommandRefusedError           refused            the agent refused a command (e.g. already running)
+    ├── CommandRefusedError           refused            refused in the service's current state
     └── ApiError                      api_error          the agent answered with an unexpected error
 
 Codes are part of the interface: the CLI maps them to exit codes in exactly one place

@@ -221,7 +221,11 @@ def step(record: ServiceRecord, event: Event, now: float) -> Transition:
     if isinstance(event, Spawned | SpawnFailed | ProcessExited | TimerFired) and (
         event.instance != record.instance
     ):
-        return record, (Refused(f"event for instance {event.instance}, current is {record.instance}"),)
+        return record, (
+            Refused(f"event for instance {event.instance}, current is {record.instance}"),
+        )
+    if isinstance(event, Spawned | SpawnFailed) and record.pid is not None:
+        return record, (Refused(f"instance {event.instance} has already been spawned"),)
     handler = TABLE.get((record.state, type(event)))
     if handler is None:
         return record, (Refused(_refusal(record, event)),)
@@ -269,14 +273,42 @@ def _start(r: ServiceRecord, _: Event, now: float) -> Transition:
 
 
 def _stop(r: ServiceRecord, _: Event, now: float) -> Transition:
-    """Stop a live instance: stop signal to its group now, SIGKILL when the grace is over."""
-    assert r.pid is not None  # STARTING and RUNNING always have a pid: Spawned comes at once
+    """Stop a live instance: stop signal to its group now, SIGKILL when the grace is over.
+
+    If the spawn has not been confirmed yet (no pid), the signal goes out when it is.
+    """
+    r = replace(r, state=State.STOPPING, then_start=False)
+    if r.pid is None:
+        return replace(r, reason="stopping once started"), (CancelTimer(TimerKind.SETTLE),)
+    return _signal_stop(r, now)
+
+
+def _signal_stop(r: ServiceRecord, now: float) -> Transition:
+    assert r.pid is not None
     sig = signal.Signals(r.stop_signal).name
-    return replace(r, state=State.STOPPING, then_start=False, reason=f"sent {sig}"), (
+    return replace(r, reason=f"sent {sig}"), (
         CancelTimer(TimerKind.SETTLE),
         SignalGroup(r.instance, r.pid, r.stop_signal),
         SetTimer(TimerKind.KILL, now + r.stop_timeout, r.instance),
         Emit("normal", "Stopping", f"sent {sig}; SIGKILL in {format_duration(r.stop_timeout)}"),
+    )
+
+
+def _spawned_while_stopping(r: ServiceRecord, event: Event, now: float) -> Transition:
+    assert isinstance(event, Spawned)
+    record, actions = _signal_stop(replace(r, pid=event.pid, started_at=now), now)
+    return record, (
+        Emit("normal", "Started", f"instance {r.instance} started: pid {event.pid}"),
+        *actions,
+    )
+
+
+def _spawn_failed_while_stopping(r: ServiceRecord, event: Event, now: float) -> Transition:
+    assert isinstance(event, SpawnFailed)
+    if r.then_start:
+        return _failed_run(replace(r, state=State.STARTING), event, now)
+    return replace(r, state=State.STOPPED, reason=""), (
+        Emit("warning", "SpawnFailed", event.error),
     )
 
 
@@ -303,7 +335,7 @@ def _spawned(r: ServiceRecord, event: Event, now: float) -> Transition:
 
 def _settled(r: ServiceRecord, event: Event, now: float) -> Transition:
     assert isinstance(event, TimerFired)
-    if event.kind is not TimerKind.SETTLE:
+    if event.kind is not TimerKind.SETTLE or r.pid is None:
         return r, (Refused(f"{event.kind} timer is not expected while starting"),)
     up = format_duration(SETTLE_TIME)
     return replace(r, state=State.RUNNING, running_since=now, reason=""), (
@@ -372,7 +404,7 @@ def _exited_while_stopping(r: ServiceRecord, event: Event, now: float) -> Transi
 
 def _grace_over(r: ServiceRecord, event: Event, now: float) -> Transition:
     assert isinstance(event, TimerFired)
-    if event.kind is not TimerKind.KILL or r.pid is None:
+    if event.kind is not TimerKind.KILL or r.pid is None:  # (a stale SETTLE, or no pid yet)
         return r, (Refused(f"{event.kind} timer is not expected while stopping"),)
     grace = format_duration(r.stop_timeout)
     return replace(r, reason="sent SIGKILL"), (
@@ -428,6 +460,8 @@ TABLE: dict[tuple[State, type], Handler] = {
     (State.RUNNING, StopRequested): _stop,
     (State.RUNNING, RestartRequested): _restart_live,
     # stopping: waiting for the exit
+    (State.STOPPING, Spawned): _spawned_while_stopping,
+    (State.STOPPING, SpawnFailed): _spawn_failed_while_stopping,
     (State.STOPPING, ProcessExited): _exited_while_stopping,
     (State.STOPPING, TimerFired): _grace_over,
     (State.STOPPING, StartRequested): _start_after_stop,

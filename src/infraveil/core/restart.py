@@ -28,6 +28,6 @@ def backoff_delay(service: str, failures: int) -> float:
     """Seconds to wait before the next start, after `failures` consecutive failed runs."""
     if failures <= 1:
         return 0.0
-    base = min(FIRST_DELAY * 2 ** (failures - 2), MAX_DELAY)
+    base = min(FIRST_DELAY * 2.0 ** (failures - 2), MAX_DELAY)
     spread = zlib.crc32(f"{service}:{failures}".encode()) / 0xFFFFFFFF  # 0 … 1
     return base * (1.0 - JITTER + 2 * JITTER * spread)

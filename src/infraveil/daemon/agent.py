@@ -12,10 +12,11 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import Protocol
 
 from infraveil import __version__
 from infraveil.core.errors import StateDirError, UnknownServiceError
@@ -28,11 +29,16 @@ from infraveil.core.lifecycle import (
     StopRequested,
 )
 from infraveil.core.spec import Manifest, ServiceSpec
-from infraveil.daemon.supervisor import ExitObserved, Supervisor, TimerDue
+from infraveil.daemon.supervisor import ExitObserved, Supervisor, TimerDue, record_from_json
 from infraveil.runtime.lock import AgentLock
 from infraveil.runtime.procfs import rss_by_group
 from infraveil.store.db import EventRow, Store
 from infraveil.store.logs import LogFiles
+
+
+class Closable(Protocol):
+    async def cleanup(self) -> None: ...
+
 
 MEMORY_SAMPLE_EVERY = 10.0
 """Seconds between memory samples of every service's process group (one pass over /proc)."""
@@ -82,7 +88,8 @@ class Agent:
     state_dir: Path
     on_event: Callable[[EventRow], None] = lambda row: None
     on_ready: Callable[[], None] = lambda: None
-    serve_api: bool = True
+    serve_api: Callable[[Agent, Path], Awaitable[Closable]] | None = None
+    """Starts the API on the agent's socket (the API sits above the daemon; the CLI wires it)."""
     base_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     snapshot: Snapshot = field(init=False)
     _queue: asyncio.Queue[object] = field(init=False)
@@ -118,19 +125,21 @@ class Agent:
             self._event_recorded,
             base_env=self.base_env,
         )
-        server = None
+        server: Closable | None = None
         sampler = None
         try:
-            if self.serve_api:
-                from infraveil.api.server import serve  # the API sits above the daemon
-
-                server = await serve(self, self.socket_path)
+            if self.serve_api is not None:
+                server = await self.serve_api(self, self.socket_path)
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, self._on_signal)
-            self.supervisor.emit(None, "normal", "AgentStarted", f"agent {__version__} pid {os.getpid()}")
+            self.supervisor.emit(
+                None, "normal", "AgentStarted", f"agent {__version__} pid {os.getpid()}"
+            )
+            adopted = self._adopt_previous_instances()
             for name in self.manifest.start_order():
                 self.supervisor.handle(name, DependenciesChanged(self.supervisor.waiting_for(name)))
-                self.supervisor.handle(name, StartRequested())
+                if name not in adopted:
+                    self.supervisor.handle(name, StartRequested())
             self._publish()
             self.on_ready()
             sampler = asyncio.create_task(self._sample_memory())
@@ -148,6 +157,19 @@ class Agent:
             self.supervisor.close()
             store.close()
             lock.release()
+
+    def _adopt_previous_instances(self) -> set[str]:
+        """Services whose instance, started by an earlier agent, is still running (kept as is)."""
+        saved = {
+            name: record_from_json(data)
+            for name, data in self.store.records().items()
+            if name in self.manifest.services
+        }
+        adopted = set()
+        for row in self.store.running_instances():
+            if self.supervisor.adopt(row, saved.get(row.service)):
+                adopted.add(row.service)
+        return adopted
 
     async def _consume(self) -> None:
         while True:
@@ -167,7 +189,9 @@ class Agent:
                 case Shutdown(force=force):
                     if not self._stopping:
                         self._stopping = True
-                        self.supervisor.emit(None, "normal", "ShuttingDown", "stopping every service")
+                        self.supervisor.emit(
+                            None, "normal", "ShuttingDown", "stopping every service"
+                        )
                     elif force:
                         self.supervisor.kill_all()
             if self._stopping and self._advance_shutdown():

@@ -48,11 +48,12 @@ from infraveil.runtime.processes import (
     Launch,
     SpawnError,
     make_fifo,
+    open_fifo_reader,
     signal_group,
     spawn,
 )
 from infraveil.runtime.procfs import process_start_time
-from infraveil.store.db import EventRow, Store
+from infraveil.store.db import EventRow, InstanceRow, Store
 from infraveil.store.logs import InstanceLog, LogFiles
 
 
@@ -159,6 +160,64 @@ class Supervisor:
         )
         self.handle(live.service, ProcessExited(live.number, status, live.log.last_line))
 
+    def adopt(self, row: InstanceRow, saved: ServiceRecord | None) -> bool:
+        """Take over an instance a previous agent started, if it is still that process.
+
+        The pid alone is not proof (pids are reused): its start time must match the one
+        recorded when it was spawned. Its output waited in its FIFO; reading goes on from there.
+        """
+        name = row.service
+        alive = row.pid is not None and _same_process(row.pid, row.proc_start)
+        wall = time.time()
+        if not alive or name not in self.records or row.pid is None:
+            status = ExitStatus(unknown=True)
+            self.store.end_instance(name, row.number, ended=wall, exit=status, peak_rss=None)
+            self.emit(
+                name,
+                "warning",
+                "Exited",
+                f"instance {row.number} {status.describe()}",
+                instance=row.number,
+            )
+            if name in self.records and saved is not None:
+                self.records[name] = replace(
+                    self.records[name],
+                    instance=row.number,
+                    restarts=saved.restarts,
+                    failures=saved.failures,
+                    last_exit=status,
+                )
+            return False
+        fifo = str(self.run_dir / f"{name}.{row.number}.pipe")
+        log = self.logs.open(name, row.number)
+        log.mark(f"instance {row.number} adopted by a new agent (pid {os.getpid()})", wall)
+        reader = FifoReader(self.loop, open_fifo_reader(fifo), lambda d: log.write(d, time.time()))
+        self.live[name] = LiveInstance(name, row.number, row.pid, row.started, fifo, reader, log)
+        number = row.number
+        self.watcher.watch(row.pid, lambda exit: self.enqueue(ExitObserved(name, number, exit)))
+        now = time.monotonic()
+        base = saved if saved is not None else self.records[name]
+        self.records[name] = replace(
+            self.records[name],
+            state=State.RUNNING,
+            instance=row.number,
+            pid=row.pid,
+            started_at=now - (wall - row.started),
+            running_since=now,
+            restarts=base.restarts,
+            failures=base.failures,
+            last_exit=base.last_exit,
+            reason="",
+        )
+        self.emit(
+            name,
+            "normal",
+            "Adopted",
+            f"instance {row.number} (pid {row.pid}) kept running",
+            instance=row.number,
+        )
+        return True
+
     def memory_sampled(self, rss_by_pid: Mapping[int, int]) -> None:
         for live in self.live.values():
             rss = rss_by_pid.get(live.pid)
@@ -215,7 +274,12 @@ class Supervisor:
             log.mark(f"instance {number} could not start: {e}", wall)
             log.close(wall)
             self.store.add_instance(
-                name, number, pid=None, proc_start=None, started=wall, command=spec.command,
+                name,
+                number,
+                pid=None,
+                proc_start=None,
+                started=wall,
+                command=spec.command,
                 error=str(e),
             )
             return SpawnFailed(number, str(e), e.deterministic)
@@ -224,7 +288,11 @@ class Supervisor:
         self.live[name] = LiveInstance(name, number, pid, wall, fifo, reader, log)
         self.watcher.watch(pid, lambda exit: self.enqueue(ExitObserved(name, number, exit)), child)
         self.store.add_instance(
-            name, number, pid=pid, proc_start=process_start_time(pid), started=wall,
+            name,
+            number,
+            pid=pid,
+            proc_start=process_start_time(pid),
+            started=wall,
             command=spec.command,
         )
         return Spawned(number, pid)
@@ -235,7 +303,9 @@ class Supervisor:
             handle.cancel()
 
     def _dependants_changed(self, name: str) -> list[tuple[str, Event]]:
-        return [(d, DependenciesChanged(self.waiting_for(d))) for d in self.manifest.dependants(name)]
+        return [
+            (d, DependenciesChanged(self.waiting_for(d))) for d in self.manifest.dependants(name)
+        ]
 
     def waiting_for(self, name: str) -> tuple[str, ...]:
         """The dependencies of `name` that are not running."""
@@ -276,6 +346,13 @@ def record_from_json(data: dict[str, Any]) -> ServiceRecord:
             "last_exit": ExitStatus(**exit_data) if exit_data else None,
             "waiting_for": tuple(data.get("waiting_for", ())),
         }
+    )
+
+
+def _same_process(pid: int, recorded_start: float | None) -> bool:
+    started = process_start_time(pid)
+    return (
+        started is not None and recorded_start is not None and abs(started - recorded_start) < 0.05
     )
 
 

@@ -18,10 +18,10 @@ import errno
 import fcntl
 import os
 import pwd
-import signal
 import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from infraveil.core.exitstatus import ExitStatus
 
@@ -72,7 +72,7 @@ def open_fifo_reader(path: str) -> int:
 
 def spawn(launch: Launch) -> subprocess.Popen[bytes]:
     """Execute `launch` in a new session with its output on the FIFO; raise SpawnError."""
-    user_kwargs: dict[str, object] = {}
+    user_kwargs: dict[str, Any] = {}
     env = dict(launch.env)
     if launch.user is not None:
         user_kwargs, env = _as_user(launch.user, env)
@@ -85,7 +85,7 @@ def spawn(launch: Launch) -> subprocess.Popen[bytes]:
             fcntl.fcntl(out, F_SETPIPE_SZ, PIPE_SIZE)
         except OSError:  # the limit in /proc/sys/fs/pipe-max-size is lower: keep the default
             pass
-        return subprocess.Popen(  # noqa: S603 - the manifest's own command, never a shell
+        return subprocess.Popen(
             launch.argv,
             cwd=launch.cwd,
             env=env,
@@ -94,13 +94,14 @@ def spawn(launch: Launch) -> subprocess.Popen[bytes]:
             stderr=out,
             start_new_session=True,
             close_fds=True,
-            **user_kwargs,  # type: ignore[arg-type]
+            **user_kwargs,
         )
     except FileNotFoundError as e:
         raise SpawnError(f"command not found: {launch.argv[0]}", deterministic=True) from e
     except PermissionError as e:
         raise SpawnError(
-            f"permission denied executing {launch.argv[0]} (is it executable by the service's user?)",
+            f"permission denied executing {launch.argv[0]}"
+            " (is it executable by the service's user?)",
             deterministic=True,
         ) from e
     except OSError as e:
@@ -115,7 +116,7 @@ def spawn(launch: Launch) -> subprocess.Popen[bytes]:
         os.close(out)
 
 
-def _as_user(user: str, env: dict[str, str]) -> tuple[dict[str, object], dict[str, str]]:
+def _as_user(user: str, env: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
     try:
         entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
     except KeyError as e:
@@ -127,7 +128,7 @@ def _as_user(user: str, env: dict[str, str]) -> tuple[dict[str, object], dict[st
             deterministic=True,
         )
     env = {**env, "HOME": entry.pw_dir, "USER": entry.pw_name, "LOGNAME": entry.pw_name}
-    kwargs: dict[str, object] = {"user": entry.pw_uid, "group": entry.pw_gid}
+    kwargs: dict[str, Any] = {"user": entry.pw_uid, "group": entry.pw_gid}
     if os.geteuid() == 0:
         kwargs["extra_groups"] = os.getgrouplist(entry.pw_name, entry.pw_gid)
     return kwargs, env

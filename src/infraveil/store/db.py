@@ -246,13 +246,13 @@ class Store:
     def events(
         self, *, service: str | None = None, after: int = 0, limit: int = 100
     ) -> list[EventRow]:
-        """The newest `limit` events (of one service, or all) with an id above `after`, oldest first."""
+        """The newest `limit` events (of one service, or all) after id `after`, oldest first."""
         where, args = "id > ?", [after]
         if service is not None:
             where += " AND service = ?"
             args.append(service)  # type: ignore[arg-type]
         rows = self._db.execute(
-            f"SELECT id, time, service, instance, kind, reason, message FROM events"  # noqa: S608
+            f"SELECT id, time, service, instance, kind, reason, message FROM events"
             f" WHERE {where} ORDER BY id DESC LIMIT ?",
             (*args, limit),
         ).fetchall()
@@ -272,10 +272,23 @@ class Store:
 
 
 def _instance(row: tuple[Any, ...]) -> InstanceRow:
-    (service, number, pid, proc_start, started, ended, code, sig, core, unknown, peak, cmd, err) = row
+    (service, number, pid, proc_start, started, ended, code, sig, core, unknown, peak, cmd, err) = (
+        row
+    )
     exit_status = None
     if ended is not None and err is None:
-        exit_status = ExitStatus(code=code, signal=sig, core_dumped=bool(core), unknown=bool(unknown))
+        exit_status = ExitStatus(
+            code=code, signal=sig, core_dumped=bool(core), unknown=bool(unknown)
+        )
     return InstanceRow(
-        service, number, pid, proc_start, started, ended, exit_status, peak, tuple(json.loads(cmd)), err
+        service,
+        number,
+        pid,
+        proc_start,
+        started,
+        ended,
+        exit_status,
+        peak,
+        tuple(json.loads(cmd)),
+        err,
     )

@@ -30,7 +30,7 @@ _NAME = re.compile(r"(\d+)\.log\Z")
 
 def timestamp(wall: float) -> str:
     """`2026-11-21T05:14:00.123456Z` for a time.time() value."""
-    micro = int(round(wall * 1_000_000))
+    micro = round(wall * 1_000_000)
     seconds, micro = divmod(micro, 1_000_000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micro:06d}Z"
 
@@ -83,7 +83,9 @@ class InstanceLog:
             partial, self._partial = self._partial, b""
             self._append(OUT, [partial], wall)
 
-    def _append(self, stream: bytes, lines: list[bytes], wall: float, remember: bool = True) -> None:
+    def _append(
+        self, stream: bytes, lines: list[bytes], wall: float, remember: bool = True
+    ) -> None:
         if not lines:
             return
         prefix = timestamp(wall).encode() + b" " + stream + b" "
@@ -108,9 +110,7 @@ class InstanceLog:
     def _rotate(self) -> None:
         os.close(self._fd)
         os.replace(self.path, self.path.with_name(self.path.name + ".1"))
-        self._fd = os.open(
-            self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640
-        )
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
         self._size = 0
 
     def close(self, wall: float) -> None:

@@ -9,7 +9,7 @@ import click
 from infraveil.cli.options import manifest_option, output_option
 from infraveil.cli.render import emit_json
 from infraveil.core.errors import ManifestError
-from infraveil.core.manifest import load_manifest
+from infraveil.runtime.manifest_file import load_manifest
 
 
 @click.command()

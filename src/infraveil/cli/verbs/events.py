@@ -16,7 +16,9 @@ from infraveil.cli.render import console, emit_json, event_line, render_events
 @click.command()
 @click.argument("service", required=False, metavar="[SERVICE]")
 @state_dir_option
-@click.option("-w", "--watch", is_flag=True, help="After the past events, print new ones as they happen.")
+@click.option(
+    "-w", "--watch", is_flag=True, help="After the past events, print new ones as they happen."
+)
 @click.option("--limit", type=click.IntRange(min=1, max=10_000), default=100, show_default=True)
 @output_option
 def events(service: str | None, state_dir: Path, watch: bool, limit: int, output: str) -> None:

@@ -27,7 +27,9 @@ def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> str
 @service_argument
 @state_dir_option
 @click.option("-p", "--previous", is_flag=True, help="The instance before the latest one.")
-@click.option("--instance", type=click.IntRange(min=1), help="A given instance number (see describe).")
+@click.option(
+    "--instance", type=click.IntRange(min=1), help="A given instance number (see describe)."
+)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines, across restarts.")
 @click.option("--tail", type=click.IntRange(min=0), help="Only the last N lines.")
 @click.option("--since", callback=_since, help="Only lines newer than a duration, e.g. 10m, 1h30m.")

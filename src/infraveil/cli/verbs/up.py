@@ -14,12 +14,13 @@ from pathlib import Path
 import click
 
 from infraveil.api.client import Client
+from infraveil.api.server import serve
 from infraveil.cli.options import manifest_option, output_option, state_dir_option
 from infraveil.cli.render import console, emit_json, event_line, render_status
 from infraveil.core.errors import AgentAlreadyRunningError, InfraveilError, StateDirError
-from infraveil.core.manifest import load_manifest
 from infraveil.daemon.agent import Agent, prepare_state_dir
 from infraveil.runtime.lock import lock_holder
+from infraveil.runtime.manifest_file import load_manifest
 from infraveil.store.db import EventRow
 
 AGENT_START_TIMEOUT = 30.0
@@ -68,7 +69,7 @@ def up(manifest: Path, state_dir: Path, detach: bool, output: str) -> None:
             f"[dim]In another terminal: {me} status{flag} · {me} logs SERVICE{flag}[/]"
         )
 
-    asyncio.run(Agent(loaded, state_dir, on_event=show, on_ready=ready).run())
+    asyncio.run(Agent(loaded, state_dir, on_event=show, on_ready=ready, serve_api=serve).run())
 
 
 def _detach(manifest: Path, state_dir: Path, output: str) -> None:
@@ -76,9 +77,19 @@ def _detach(manifest: Path, state_dir: Path, output: str) -> None:
     agent_log = state_dir / "agent.log"
     read_end, write_end = os.pipe()
     with open(agent_log, "ab") as log:
-        subprocess.Popen(  # noqa: S603 - ourselves
-            [sys.executable, "-m", "infraveil", "agent", "-f", str(manifest),
-             "--state-dir", str(state_dir), "--ready-fd", str(write_end)],
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "infraveil",
+                "agent",
+                "-f",
+                str(manifest),
+                "--state-dir",
+                str(state_dir),
+                "--ready-fd",
+                str(write_end),
+            ],
             pass_fds=(write_end,),
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -157,7 +168,10 @@ def agent(manifest: Path, state_dir: Path, ready_fd: int | None) -> None:
 
     try:
         loaded = load_manifest(manifest)
-        asyncio.run(Agent(loaded, state_dir, on_event=show, on_ready=lambda: tell("ready")).run())
+        agent = Agent(
+            loaded, state_dir, on_event=show, on_ready=lambda: tell("ready"), serve_api=serve
+        )
+        asyncio.run(agent.run())
     except InfraveilError as e:
         tell(json.dumps({"code": e.code, "message": str(e.message), "hint": e.hint}))
         raise
