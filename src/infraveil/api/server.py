@@ -216,11 +216,17 @@ FOLLOW_POLL = 0.2
 async def _follow(
     request: web.Request, response: web.StreamResponse, agent: Agent, name: str, instance: int
 ) -> None:
+    """Stream new lines, into each next instance, until the agent is stopping and this
+    service's last instance has ended and been read to its exit marker."""
     path = agent.logs.path(name, instance)
     offset = path.stat().st_size if path.exists() else 0
     inode = path.stat().st_ino if path.exists() else None
-    while not agent.snapshot.stopping:
+    while True:
         await asyncio.sleep(FOLLOW_POLL)
+        # Look at the agent before the file: an exit is marked in the log before the record
+        # says the instance is gone, so reading after this sees everything up to the end.
+        view = agent.snapshot.services[name]
+        finished = agent.snapshot.stopping and not view.record.live
         try:
             st = path.stat()
         except FileNotFoundError:
@@ -238,11 +244,12 @@ async def _follow(
                 for raw in data[:end].splitlines()
             ]
             await response.write(_ndjson(rows))
-        latest = agent.snapshot.services[name].record.instance
-        if latest != instance and (st is None or st.st_size <= offset):
-            instance = latest  # a new instance started: follow it from its first line
+        if view.record.instance != instance:
+            instance = view.record.instance  # a new instance started: follow it from its start
             path = agent.logs.path(name, instance)
             offset, inode = 0, None
+        elif finished:
+            return
 
 
 def _ndjson(rows: list[dict[str, Any]]) -> bytes:

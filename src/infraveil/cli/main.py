@@ -40,7 +40,8 @@ for module in VERBS:
 
 def main() -> None:
     try:
-        cli.main(standalone_mode=False)
+        # without standalone mode, click returns (not raises) the code of a click.exceptions.Exit
+        code = cli.main(standalone_mode=False)
     except click.exceptions.Abort:
         sys.exit(130)
     except click.exceptions.Exit as e:
@@ -61,3 +62,4 @@ def main() -> None:
         sys.exit(130)
     except BrokenPipeError:  # `infraveil logs x | head`
         sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -74,9 +74,14 @@ class InstanceLog:
         self._append(OUT, lines, wall)
 
     def mark(self, text: str, wall: float) -> None:
-        """Append one of infraveil's own marker lines (any unfinished line is closed first)."""
+        """Append infraveil's own marker (any unfinished line is closed first).
+
+        A marker is one line: newlines in it (a `python -c` command) are written as `\\n`,
+        so no part of it can be read back as the service's output.
+        """
         self.flush(wall)
-        self._append(MARK, [text.encode()], wall, remember=False)
+        one_line = text.replace("\r", "\\r").replace("\n", "\\n")
+        self._append(MARK, [one_line.encode()], wall, remember=False)
 
     def flush(self, wall: float) -> None:
         if self._partial:
@@ -108,9 +113,23 @@ class InstanceLog:
             self._rotate()
 
     def _rotate(self) -> None:
+        """Keep the current file as N.log.1 and go on in a fresh N.log.
+
+        Both renames are atomic and N.log never goes missing, so a reader (or `logs -f`)
+        looking at it mid-rotation always finds a file.
+        """
+        old = self.path.with_name(self.path.name + ".1")
+        link = self.path.with_name(self.path.name + ".1.tmp")
+        fresh = self.path.with_name(self.path.name + ".new")
+        _unlink_quietly(link)
+        os.link(self.path, link)
+        os.replace(link, old)
+        fd = os.open(
+            fresh, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640
+        )
+        os.replace(fresh, self.path)
         os.close(self._fd)
-        os.replace(self.path, self.path.with_name(self.path.name + ".1"))
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self._fd = fd
         self._size = 0
 
     def close(self, wall: float) -> None:
@@ -170,6 +189,13 @@ class LogFiles:
         if since is not None:
             lines = [line for line in lines if line.time >= since]
         return lines
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _tail(files: list[Path], n: int) -> list[bytes]:
