@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sys
 import time
 
 import pytest
@@ -247,3 +248,22 @@ def test_starting_a_service_that_cannot_start_exits_1(infraveil: Infraveil) -> N
     assert "ghost: failed: command not found: ivl-no-such-command-xyz" in result.stdout
     assert infraveil.service("ghost")["state"] == "failed"
     assert result.returncode == 1, infraveil.explain(("start", "ghost"), result)
+
+
+def test_up_detach_exits_1_when_a_service_is_not_up(infraveil: Infraveil) -> None:
+    result = infraveil.up(
+        {
+            "ok": {"command": ["sleep", "1000"]},
+            "broken": {"command": [sys.executable, "-c", "raise SystemExit(4)"]},
+        }
+    )
+    assert result.returncode == 1
+    assert "broken is not up: exited with code 4" in result.stderr
+    assert "ok is not up" not in result.stderr
+    assert infraveil.service("ok")["state"] == "running"  # the agent stays up for the rest
+
+
+def test_up_detach_exits_0_when_every_service_is_up(infraveil: Infraveil) -> None:
+    result = infraveil.up({"ok": {"command": ["sleep", "1000"]}})
+    assert result.returncode == 0
+    assert result.stderr == ""

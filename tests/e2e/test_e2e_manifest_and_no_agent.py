@@ -101,3 +101,21 @@ def test_the_state_dir_comes_from_the_environment(infraveil: Infraveil) -> None:
     result = infraveil.run("status", state_dir=False)
     assert result.returncode == 3
     assert str(infraveil.state_dir) in result.stderr
+
+
+def test_an_unusable_state_dir_exits_7(infraveil: Infraveil) -> None:
+    infraveil.write_manifest(VALID)
+    blocker = infraveil.workdir / "a-file"
+    blocker.write_text("not a directory")
+    result = infraveil.run(
+        "up",
+        "-d",
+        "-f",
+        str(infraveil.manifest),
+        "--state-dir",
+        str(blocker / "state"),
+        state_dir=False,
+    )
+    assert result.returncode == 7, infraveil.explain(("up", "-d"), result)
+    assert "cannot use state directory" in result.stderr
+    assert "hint:" in result.stderr

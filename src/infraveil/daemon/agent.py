@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -110,6 +111,7 @@ class Agent:
         self._queue = asyncio.Queue()
         self._changed = asyncio.Event()
         prepare_state_dir(self.state_dir)
+        raise_open_file_limit()
         lock = AgentLock(self.state_dir)
         lock.acquire()
         store = Store(self.state_dir / "state.db")
@@ -285,6 +287,22 @@ class Agent:
         )
         self._changed.set()
         self._changed = asyncio.Event()
+
+
+def raise_open_file_limit() -> None:
+    """Lift the agent's soft limit on open files to its hard limit.
+
+    The agent holds about three descriptors per service (pidfd, output pipe, log file), so the
+    common soft limit of 1024 would stop it at ~330 services. Services inherit the raised
+    limit; a program that still uses select() and opens more than 1024 files would notice.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError):  # a container may refuse: keep what we have
+            pass
 
 
 def prepare_state_dir(state_dir: Path) -> None:

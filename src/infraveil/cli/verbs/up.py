@@ -15,6 +15,7 @@ import click
 
 from infraveil.api.client import Client
 from infraveil.api.server import serve
+from infraveil.cli.errors import FAILED
 from infraveil.cli.options import manifest_option, output_option, state_dir_option
 from infraveil.cli.render import console, emit_json, event_line, render_status
 from infraveil.core.errors import AgentAlreadyRunningError, InfraveilError, StateDirError
@@ -40,6 +41,9 @@ SETTLE_TIMEOUT = 30.0
 @output_option
 def up(manifest: Path, state_dir: Path, detach: bool, output: str) -> None:
     """Start the agent and every service of the manifest, dependencies first.
+
+    With --detach it exits 0 when every service is up, 1 when some service is failing (the
+    agent keeps running and retrying it; see `infraveil logs SERVICE`).
 
     In the foreground (the default) the agent's events are printed as they happen, and
     Ctrl-C stops every service and the agent (a second Ctrl-C kills what is left).
@@ -110,15 +114,18 @@ def _detach(manifest: Path, state_dir: Path, output: str) -> None:
             hint=f"the whole story is in {agent_log}",
         )
     result = Client(state_dir).get("/v1/status", wait="settled", timeout=SETTLE_TIMEOUT)
+    troubled = [s for s in result["services"] if s["state"] in ("backoff", "failed")]
     if output == "json":
         emit_json("status", result)
-        return
-    render_status(console(), result["services"])
-    troubled = [s for s in result["services"] if s["state"] in ("backoff", "failed")]
-    for s in troubled:
-        click.echo(
-            f"{s['name']} is not up: {s['reason']} — see `infraveil logs {s['name']}`", err=True
-        )
+    else:
+        render_status(console(), result["services"])
+        for s in troubled:
+            click.echo(
+                f"{s['name']} is not up: {s['reason']} — see `infraveil logs {s['name']}`",
+                err=True,
+            )
+    if troubled:  # the agent runs on and keeps retrying; the exit code tells a script
+        raise click.exceptions.Exit(FAILED)
 
 
 def _read_ready(fd: int, timeout: float) -> str:
