@@ -43,6 +43,8 @@ from typing import Any
 
 import psutil
 
+from infraveil.api.client import UnixHTTPConnection
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent  # the venv's bin/: infraveil, supervisord, supervisorctl
 INFRAVEIL = str(BIN / "infraveil")
@@ -67,24 +69,6 @@ class BenchError(Exception):
 
 
 # ── small helpers ────────────────────────────────────────────────────────────────────────────
-
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    """http.client pointed at a Unix socket, always with a timeout."""
-
-    def __init__(self, path: str, timeout: float = 10.0) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self._path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
 
 
 class UnixXMLRPCTransport(xmlrpc.client.Transport):

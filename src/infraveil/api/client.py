@@ -18,8 +18,10 @@ from infraveil.api.errors import error_from_body
 from infraveil.core.errors import AgentNotRunningError, ApiError
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float | None) -> None:
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """http.client pointed at a Unix socket (also used by bench/ for supervisord's socket)."""
+
+    def __init__(self, path: str, timeout: float | None = 10.0) -> None:
         super().__init__("localhost", timeout=timeout)
         self._path = path
 
@@ -56,7 +58,7 @@ class Client:
             clean = {k: _q(v) for k, v in query.items() if v is not None and v is not False}
             if clean:
                 target += "?" + urlencode(clean)
-        conn = _UnixConnection(str(self.socket), timeout)
+        conn = UnixHTTPConnection(str(self.socket), timeout)
         try:
             conn.request(
                 method, target, headers={"Content-Length": "0"} if method == "POST" else {}
