@@ -138,12 +138,13 @@ class Agent:
                 None, "normal", "AgentStarted", f"agent {__version__} pid {os.getpid()}"
             )
             adopted = self._adopt_previous_instances()
+            self._publish()
+            self.on_ready()  # the API answers from here on; services start next
             for name in self.manifest.start_order():
                 self.supervisor.handle(name, DependenciesChanged(self.supervisor.waiting_for(name)))
                 if name not in adopted:
                     self.supervisor.handle(name, StartRequested())
             self._publish()
-            self.on_ready()
             sampler = asyncio.create_task(self._sample_memory())
             await self._consume()
             self.supervisor.emit(None, "normal", "AgentStopped", "every service stopped")
