@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import stat
+import warnings
 
 import pytest
 from e2e_support import Infraveil, http_get, python
+
+from infraveil.api.client import Client, service_path
+from infraveil.core.errors import UnknownServiceError
 
 pytestmark = pytest.mark.e2e
 
@@ -55,3 +60,21 @@ def test_metrics_openapi_and_the_socket_mode(infraveil: Infraveil) -> None:
     status, _, body = http_get(sock, "/v1/events", limit="lots")
     assert status == 400
     assert json.loads(body)["error"]["code"] == "bad_request"
+
+
+def test_the_client_closes_every_connection_it_opens(infraveil: Infraveil) -> None:
+    infraveil.up(
+        {"web": {"command": python("print('hi', flush=True); import time; time.sleep(1000)")}}
+    )
+    client = Client(infraveil.state_dir)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        for _ in range(3):
+            assert client.get("/v1/status")["services"][0]["name"] == "web"
+        rows = list(client.stream(service_path("web", "logs")))
+        assert any(row["text"] == "hi" for row in rows)
+        with pytest.raises(UnknownServiceError):
+            client.get(service_path("nosuch"))
+        gc.collect()
+    leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert leaks == []

@@ -43,7 +43,7 @@ def test_up_then_status_shows_running_services_with_live_pids(infraveil: Infrave
 
 def test_a_second_up_on_the_same_state_dir_is_refused(infraveil: Infraveil) -> None:
     infraveil.up({"web": {"command": SLEEPER, "stop_timeout": "1s"}})
-    before = infraveil.status()["web"]
+    before = infraveil.api_service("web")
     agent_pid = infraveil.agent_pid()
     assert alive(agent_pid)
 
@@ -52,7 +52,7 @@ def test_a_second_up_on_the_same_state_dir_is_refused(infraveil: Infraveil) -> N
     assert f"pid {agent_pid}" in second.stderr
     assert "already running" in second.stderr
 
-    after = infraveil.status()["web"]
+    after = infraveil.api_service("web")
     assert (after["pid"], after["instance"]) == (before["pid"], before["instance"])
     assert infraveil.agent_pid() == agent_pid
 
@@ -128,7 +128,7 @@ def test_a_crashing_service_backs_off_and_explains_itself(infraveil: Infraveil) 
 
 def test_kill_9_is_restarted_at_once_and_recorded(infraveil: Infraveil) -> None:
     infraveil.up({"web": {"command": SLEEPER, "stop_timeout": "1s"}})
-    old = infraveil.status()["web"]
+    old = infraveil.api_service("web")
     assert old["state"] == "running"
 
     killed_at = time.monotonic()
@@ -207,9 +207,7 @@ def test_a_service_starts_after_what_it_depends_on_is_running(infraveil: Infrave
     assert a_started["id"] < a_running["id"]
     assert b_started["time"] >= a_running["time"]
     assert b_started["instance"] == 1  # b never ran before a was running
-
-    status = infraveil.status()
-    assert [status[n]["state"] for n in ("a", "b")] == ["running", "running"]
+    assert [infraveil.api_service(n)["state"] for n in ("a", "b")] == ["running", "running"]
 
 
 def test_an_unknown_service_exits_4_and_lists_the_known_ones(infraveil: Infraveil) -> None:
@@ -224,7 +222,7 @@ def test_an_unknown_service_exits_4_and_lists_the_known_ones(infraveil: Infravei
         assert result.returncode == 4, infraveil.explain(args, result)
         assert "no service named 'nosuch'" in result.stderr
         assert "known services: db, web" in result.stderr
-    assert infraveil.status()["web"]["state"] == "running"
+    assert infraveil.api_service("web")["state"] == "running"
 
 
 def test_main_exit_kills_what_is_left_of_its_group(infraveil: Infraveil, tmp_path) -> None:
@@ -260,7 +258,7 @@ def test_up_detach_exits_1_when_a_service_is_not_up(infraveil: Infraveil) -> Non
     assert result.returncode == 1
     assert "broken is not up: exited with code 4" in result.stderr
     assert "ok is not up" not in result.stderr
-    assert infraveil.service("ok")["state"] == "running"  # the agent stays up for the rest
+    assert infraveil.api_service("ok")["state"] == "running"  # the agent stays up for the rest
 
 
 def test_up_detach_exits_0_when_every_service_is_up(infraveil: Infraveil) -> None:

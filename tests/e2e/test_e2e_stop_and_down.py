@@ -19,7 +19,7 @@ STUBBORN = ["sh", "-c", 'trap "" TERM; sleep 1000 & sleep 1000; wait']
 
 def test_stop_kills_a_term_ignoring_tree_after_stop_timeout(infraveil: Infraveil) -> None:
     infraveil.up({"stubborn": {"command": STUBBORN, "stop_timeout": "1s"}})
-    row = infraveil.service("stubborn")
+    row = infraveil.api_service("stubborn")
     assert row["state"] == "running"
     pgid = row["pid"]
     tree = wait_for(
@@ -55,11 +55,11 @@ def test_stop_of_a_cooperative_service_is_quick(infraveil: Infraveil) -> None:
     infraveil.up(
         {"web": {"command": python("import time; time.sleep(1000)"), "stop_timeout": "5s"}}
     )
-    pid = infraveil.service("web")["pid"]
+    pid = infraveil.api_service("web")["pid"]
     started = time.monotonic()
     infraveil.ok("stop", "web")
     assert time.monotonic() - started < 4, "SIGTERM alone should have been enough"
-    row = infraveil.service("web")
+    row = infraveil.api_service("web")
     assert row["state"] == "stopped"
     assert row["last_exit"]["signal"] == "SIGTERM"
     assert not alive(pid)
@@ -68,7 +68,7 @@ def test_stop_of_a_cooperative_service_is_quick(infraveil: Infraveil) -> None:
     assert again.returncode == 0, infraveil.explain(("stop", "web"), again)
 
     infraveil.ok("start", "web")
-    row = infraveil.service("web")
+    row = infraveil.api_service("web")
     assert row["state"] == "running" and row["instance"] == 2 and alive(row["pid"])
 
 
@@ -83,7 +83,7 @@ def test_down_leaves_no_process_and_no_agent(infraveil: Infraveil, tmp_path: Pat
             "stubborn": {"command": STUBBORN, "stop_timeout": "1s", "depends_on": ["web"]},
         }
     )
-    status = infraveil.status()
+    status = {row["name"]: row for row in infraveil.api("/v1/status")["services"]}
     assert all(row["state"] == "running" for row in status.values()), status
     groups = [row["pid"] for row in status.values()]
     wait_for(
@@ -149,7 +149,7 @@ def test_services_outlive_a_killed_agent_and_the_next_agent_adopts_them(
     infraveil: Infraveil, tmp_path: Path
 ) -> None:
     infraveil.up({"tick": {"command": infraveil.script("tick.py", TICKER), "stop_timeout": "1s"}})
-    pid = infraveil.service("tick")["pid"]
+    pid = infraveil.api_service("tick")["pid"]
     agent_pid = infraveil.agent_pid()
     counter = tmp_path / "count"
 
@@ -162,7 +162,7 @@ def test_services_outlive_a_killed_agent_and_the_next_agent_adopts_them(
     assert alive(pid)
 
     infraveil.up({"tick": {"command": infraveil.script("tick.py", TICKER), "stop_timeout": "1s"}})
-    row = infraveil.service("tick")
+    row = infraveil.api_service("tick")
     assert (row["pid"], row["instance"], row["state"]) == (pid, 1, "running")
     assert infraveil.agent_pid() != agent_pid
     adopted = [e for e in infraveil.events("tick") if e["reason"] == "Adopted"]
@@ -183,7 +183,7 @@ def test_services_outlive_a_killed_agent_and_the_next_agent_adopts_them(
     # and the new agent can stop what the old one started
     infraveil.ok("stop", "tick")
     wait_for(lambda: not alive(pid), 5, f"the adopted instance {pid} to be stopped")
-    assert infraveil.service("tick")["state"] == "stopped"
+    assert infraveil.api_service("tick")["state"] == "stopped"
 
 
 def test_logs_follow_shows_the_last_words_of_a_service_stopped_by_down(

@@ -47,7 +47,7 @@ def test_events_watch_streams_a_restart_as_it_happens(infraveil: Infraveil) -> N
     assert ids == sorted(ids) and len(set(ids)) == len(ids), "events repeated or out of order"
     [started] = [row for row in rows[past:] if row["reason"] == "Started"]
     assert started["instance"] == 2
-    assert started["message"] == f"instance 2 started: pid {infraveil.service('web')['pid']}"
+    assert started["message"] == f"instance 2 started: pid {infraveil.api_service('web')['pid']}"
 
     line = text.wait_for_line(lambda line: " Stopped " in line, 10, "the Stopped event as text")
     assert re.match(r"\d\d:\d\d:\d\d\s+web\s+Stopped\s+killed by SIGTERM", line), line
@@ -146,4 +146,62 @@ def test_a_flooding_service_neither_blocks_the_agent_nor_fills_the_disk(
     assert rotated.stat().st_size <= 10 * MiB + slack
     assert (logs / "1.log").stat().st_size <= 10 * MiB + slack
     assert size() <= 2 * 10 * MiB + slack
-    assert infraveil.service("flood")["state"] == "running"
+    assert infraveil.api_service("flood")["state"] == "running"
+
+
+BIG_WRITER = """\
+import os, sys, time
+while not os.path.exists("go"):
+    time.sleep(0.02)
+pad = "y" * 1000
+for i in range({n}):
+    sys.stdout.write(f"{{i:08d}} {{pad}}\\n")
+    if i % 100 == 0:
+        sys.stdout.flush()
+        time.sleep(0.01)
+print("done", flush=True)
+time.sleep(1000)
+"""
+
+
+def test_logs_follow_loses_nothing_across_a_rotation(infraveil: Infraveil) -> None:
+    n = 12_000  # ~12 MiB of log: one rotation at 10 MiB
+    writer = infraveil.script("big.py", BIG_WRITER.format(n=n))
+    infraveil.up({"big": {"command": writer, "stop_timeout": "1s"}})
+    follow = infraveil.follow("logs", "big", "-f")
+    follow.wait_for_line(lambda line: "starting instance 1" in line, 10, "the start marker")
+    (infraveil.workdir / "go").touch()
+    follow.wait_for_line(lambda line: line == "done", 60, "the writer's last line")
+    assert (infraveil.state_dir / "logs" / "big" / "1.log.1").exists(), "no rotation happened"
+    numbers = [int(line.split()[0]) for line in follow.lines if line[:1].isdigit()]
+    missing = sorted(set(range(n)) - set(numbers))
+    assert not missing, f"{len(missing)} lines lost, from {missing[0]} to {missing[-1]}"
+    assert numbers == list(range(n))
+
+
+STEADY_WRITER = """\
+import sys, time
+pad = "z" * 300
+for i in range({n}):
+    sys.stdout.write(f"{{i:08d}} {{pad}}\\n")
+    if i % 20 == 0:
+        sys.stdout.flush()
+        time.sleep(0.002)
+print("done", flush=True)
+time.sleep(1000)
+"""
+
+
+def test_logs_follow_started_mid_flow_loses_nothing(infraveil: Infraveil) -> None:
+    n = 20_000  # ~7 MiB written at ~3 MiB/s: no rotation
+    writer = infraveil.script("steady.py", STEADY_WRITER.format(n=n))
+    infraveil.up({"steady": {"command": writer, "stop_timeout": "1s"}})
+    log = infraveil.state_dir / "logs" / "steady" / "1.log"
+    wait_for(lambda: log.stat().st_size > 2 * MiB, 20, "2 MiB of log before following")
+    follow = infraveil.follow("logs", "steady", "-f")
+    follow.wait_for_line(lambda line: line == "done", 60, "the writer's last line")
+    assert not (log.parent / "1.log.1").exists(), "rotated: this test is about something else"
+    numbers = [int(line.split()[0]) for line in follow.lines if line[:1].isdigit()]
+    missing = sorted(set(range(n)) - set(numbers))
+    assert not missing, f"{len(missing)} lines lost, from {missing[0]} to {missing[-1]}"
+    assert numbers == list(range(n))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from infraveil.store.logs import MAX_LINE, InstanceLog, LogFiles, parse_line, timestamp
+from infraveil.store.logs import MAX_LINE, InstanceLog, LogFiles, LogReader, parse_line, timestamp
 
 T0 = 1_900_000_000.0  # a fixed wall clock: timestamps in the files are then known exactly
 
@@ -204,3 +204,30 @@ def test_a_marker_with_newlines_stays_a_marker(tmp_path: Path) -> None:
     assert [line.stream for line in lines] == ["ivl", "out"]
     assert all(line.time for line in lines), "a line without timestamp is dropped by --since"
     assert logs.read("svc", 1, since=timestamp(T0)) == lines
+
+
+def test_a_long_unfinished_line_ended_later_gains_no_empty_line(tmp_path: Path) -> None:
+    logs = LogFiles(tmp_path)
+    log = logs.open("svc", 1)
+    log.write(b"x" * (2 * MAX_LINE + 100), T0)  # no newline yet: full pieces go out, 100 wait
+    log.write(b"\nnext\n", T0 + 1)
+    log.close(T0 + 2)
+    texts = [line.text for line in logs.read("svc", 1)]
+    assert texts == ["x" * MAX_LINE, "x" * MAX_LINE, "x" * 100, "next"]
+
+
+def test_a_reader_follows_through_a_rotation_without_losing_a_line(tmp_path: Path) -> None:
+    logs = LogFiles(tmp_path, max_bytes=4096)  # a rotation every ~45 lines
+    log = logs.open("svc", 1)
+    log.write(b"".join(_line(i) for i in range(10)), T0)
+    reader = LogReader(logs, "svc", 1)
+    seen = [line.text for line in reader.initial()]
+    for i in range(10, 400):
+        log.write(_line(i), T0 + i)
+        if i % 37 == 0:  # read now and then, as `logs -f` polls: at least once per rotation
+            seen += [line.text for line in reader.new()]
+    seen += [line.text for line in reader.new()]
+    reader.close()
+    log.close(T0 + 500)
+    assert (tmp_path / "svc" / "1.log.1").exists(), "no rotation happened"
+    assert seen == [_line(i).decode().rstrip("\n") for i in range(400)]

@@ -10,6 +10,7 @@ import http.client
 import json
 import socket
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -52,7 +53,7 @@ class Client:
 
     def _send(
         self, method: str, path: str, query: dict[str, Any] | None, timeout: float | None
-    ) -> http.client.HTTPResponse:
+    ) -> tuple[UnixHTTPConnection, http.client.HTTPResponse]:
         target = path
         if query:
             clean = {k: _q(v) for k, v in query.items() if v is not None and v is not False}
@@ -60,10 +61,9 @@ class Client:
                 target += "?" + urlencode(clean)
         conn = UnixHTTPConnection(str(self.socket), timeout)
         try:
-            conn.request(
-                method, target, headers={"Content-Length": "0"} if method == "POST" else {}
-            )
-            return conn.getresponse()
+            headers = {"Content-Length": "0"} if method == "POST" else {}
+            conn.request(method, target, headers=headers)
+            return conn, conn.getresponse()
         except (FileNotFoundError, ConnectionRefusedError) as e:
             conn.close()
             raise not_running(self.state_dir) from e
@@ -73,23 +73,33 @@ class Client:
                 f"not allowed to use the agent socket {self.socket}",
                 hint="the API is only for the user the agent runs as",
             ) from e
+        except BaseException:
+            conn.close()
+            raise
 
     def get(self, path: str, **query: Any) -> Any:
-        return self._json(self._send("GET", path, query, self.timeout))
+        return self._request("GET", path, query)
 
     def post(self, path: str, **query: Any) -> Any:
-        return self._json(self._send("POST", path, query, self.timeout))
+        return self._request("POST", path, query)
+
+    def _request(self, method: str, path: str, query: dict[str, Any]) -> Any:
+        conn, response = self._send(method, path, query, self.timeout)
+        with closing(conn):  # one request per connection, closed once the answer is read
+            return self._json(response)
 
     def stream(self, path: str, **query: Any) -> Iterator[dict[str, Any]]:
         """NDJSON rows as they arrive (no timeout: a follow goes on until the agent ends it).
 
         The request is sent now, not at the first iteration, so a caller can subscribe before
-        it triggers what it wants to watch.
+        it triggers what it wants to watch. The connection closes when the rows end or the
+        iterator is closed.
         """
-        response = self._send("GET", path, query, None)
+        conn, response = self._send("GET", path, query, None)
         if response.status >= 400:
-            self._json(response)
-        return _rows(response)
+            with closing(conn):
+                self._json(response)
+        return _rows(conn, response)
 
     @staticmethod
     def _json(response: http.client.HTTPResponse) -> Any:
@@ -105,9 +115,10 @@ class Client:
         return body
 
 
-def _rows(response: http.client.HTTPResponse) -> Iterator[dict[str, Any]]:
-    while line := response.readline():
-        yield json.loads(line)
+def _rows(conn: UnixHTTPConnection, response: http.client.HTTPResponse) -> Iterator[dict[str, Any]]:
+    with closing(conn):
+        while line := response.readline():
+            yield json.loads(line)
 
 
 def service_path(name: str, *rest: str) -> str:

@@ -31,7 +31,7 @@ from infraveil.core.lifecycle import (
     StopRequested,
 )
 from infraveil.daemon.agent import Agent, ServiceView, Snapshot
-from infraveil.store.logs import LogFiles, parse_line
+from infraveil.store.logs import LogFiles, LogLine, LogReader
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -197,14 +197,16 @@ async def logs(request: web.Request) -> web.StreamResponse:
     if instance not in log_files.instances(name):
         kept = ", ".join(map(str, log_files.instances(name))) or "none"
         raise _NotFound(f"no log is kept for instance {instance} of {name}", hint=f"kept: {kept}")
-    lines = log_files.read(
-        name, instance, tail=_int(request, "tail", None), since=request.query.get("since")
-    )
-    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
-    await response.prepare(request)
-    await response.write(_ndjson([{**line.as_dict(), "instance": instance} for line in lines]))
-    if _bool(request, "follow"):
-        await _follow(request, response, agent, name, instance)
+    reader = LogReader(log_files, name, instance)
+    try:
+        lines = reader.initial(tail=_int(request, "tail", None), since=request.query.get("since"))
+        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await response.prepare(request)
+        await response.write(_rows(lines, instance))
+        if _bool(request, "follow"):
+            await _follow(response, agent, name, instance, reader)
+    finally:
+        reader.close()
     await response.write_eof()
     return response
 
@@ -214,42 +216,30 @@ FOLLOW_POLL = 0.2
 
 
 async def _follow(
-    request: web.Request, response: web.StreamResponse, agent: Agent, name: str, instance: int
+    response: web.StreamResponse, agent: Agent, name: str, instance: int, reader: LogReader
 ) -> None:
     """Stream new lines, into each next instance, until the agent is stopping and this
     service's last instance has ended and been read to its exit marker."""
-    path = agent.logs.path(name, instance)
-    offset = path.stat().st_size if path.exists() else 0
-    inode = path.stat().st_ino if path.exists() else None
-    while True:
-        await asyncio.sleep(FOLLOW_POLL)
-        # Look at the agent before the file: an exit is marked in the log before the record
-        # says the instance is gone, so reading after this sees everything up to the end.
-        view = agent.snapshot.services[name]
-        finished = agent.snapshot.stopping and not view.record.live
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            st = None
-        if st is not None and (st.st_ino != inode or st.st_size < offset):
-            offset, inode = 0, st.st_ino  # rotated: the new file starts from the top
-        if st is not None and st.st_size > offset:
-            with open(path, "rb") as f:
-                f.seek(offset)
-                data = f.read(st.st_size - offset)
-            end = data.rfind(b"\n") + 1
-            offset += end
-            rows = [
-                {**parse_line(raw).as_dict(), "instance": instance}
-                for raw in data[:end].splitlines()
-            ]
-            await response.write(_ndjson(rows))
-        if view.record.instance != instance:
-            instance = view.record.instance  # a new instance started: follow it from its start
-            path = agent.logs.path(name, instance)
-            offset, inode = 0, None
-        elif finished:
-            return
+    try:
+        while True:
+            await asyncio.sleep(FOLLOW_POLL)
+            # Look at the agent before the file: an exit is marked in the log before the
+            # record says the instance is gone, so reading after this sees it all to the end.
+            view = agent.snapshot.services[name]
+            finished = agent.snapshot.stopping and not view.record.live
+            await response.write(_rows(reader.new(), instance))
+            if view.record.instance != instance:
+                reader.close()  # a new instance started: follow it from its first line
+                instance = view.record.instance
+                reader = LogReader(agent.logs, name, instance)
+            elif finished:
+                return
+    finally:
+        reader.close()  # the caller closes the first reader; this closes the last one
+
+
+def _rows(lines: list[LogLine], instance: int) -> bytes:
+    return _ndjson([{**line.as_dict(), "instance": instance} for line in lines])
 
 
 def _ndjson(rows: list[dict[str, Any]]) -> bytes:

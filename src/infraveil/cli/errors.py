@@ -7,6 +7,8 @@ from infraveil.core import errors
 OK = 0
 FAILED = 1
 """The command ran, and what it reports is a failure (e.g. a service did not come up)."""
+INTERNAL = 70
+"""A bug in infraveil (EX_SOFTWARE): the traceback is saved to a file for the report."""
 
 EXIT_CODES: dict[str, tuple[int, str]] = {
     "usage": (2, "wrong use of the command line"),

@@ -7,7 +7,7 @@ import sys
 import click
 
 from infraveil import __version__
-from infraveil.cli.errors import exit_code_for
+from infraveil.cli.errors import INTERNAL, exit_code_for
 from infraveil.cli.verbs import check, control, describe, down, events, logs, status, up
 from infraveil.core.errors import InfraveilError, ManifestError
 
@@ -18,7 +18,7 @@ VERBS = (up, down, status, describe, logs, events, control, check)
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog="Exit codes: 0 ok, 1 the command reported a failure, 2 usage or manifest error, "
     "3 no agent running, 4 no such service, 5 an agent is already running, 6 refused, "
-    "7 state directory unusable, 8 unexpected API error. "
+    "7 state directory unusable, 8 unexpected API error, 70 a bug in infraveil. "
     "Shell completion: "
     'eval "$(_INFRAVEIL_COMPLETE=bash_source infraveil)" (or zsh_source, fish_source).',
 )
@@ -62,4 +62,17 @@ def main() -> None:
         sys.exit(130)
     except BrokenPipeError:  # `infraveil logs x | head`
         sys.exit(0)
+    except Exception as e:  # a bug of ours: one line for the person, the traceback for the report
+        import tempfile
+        import traceback
+
+        with tempfile.NamedTemporaryFile(
+            "w", prefix="infraveil-crash-", suffix=".txt", delete=False
+        ) as f:
+            traceback.print_exc(file=f)
+        click.echo(f"error: infraveil failed unexpectedly: {type(e).__name__}: {e}", err=True)
+        click.echo(
+            f"hint: this is a bug; the traceback is in {f.name} — please report it", err=True
+        )
+        sys.exit(INTERNAL)
     sys.exit(code if isinstance(code, int) else 0)

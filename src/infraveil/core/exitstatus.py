@@ -10,8 +10,9 @@ from dataclasses import dataclass
 class ExitStatus:
     """The end of one instance.
 
-    Exactly one of `code` and `signal` is set, unless the exit happened while no agent was
-    watching and the status could not be obtained (`unknown`).
+    Exactly one of `code` and `signal` is set, unless the status could not be obtained
+    (`unknown`): only a process's parent gets it, and an instance started by an earlier agent
+    (adopted, or ended while no agent ran) is not this agent's child.
     """
 
     code: int | None = None
@@ -42,7 +43,7 @@ class ExitStatus:
     def describe(self) -> str:
         """`exited with code 1`, `killed by SIGKILL`, `killed by SIGSEGV (core dumped)`."""
         if self.unknown:
-            return "exited (exit status unknown: the agent was not running)"
+            return "exited (exit status unknown: it was started by an earlier agent)"
         if self.signal is not None:
             return f"killed by {self.signal_name}" + (" (core dumped)" if self.core_dumped else "")
         return f"exited with code {self.code}"

@@ -157,6 +157,7 @@ class Agent:
                 watcher.put_nowait(None)
             if server is not None:
                 await server.cleanup()
+                self.socket_path.unlink(missing_ok=True)  # no agent: no socket to find
             self.supervisor.close()
             store.close()
             lock.release()

@@ -68,9 +68,9 @@ class InstanceLog:
         """Append what the service wrote; an unfinished last line waits for its end."""
         lines = (self._partial + data).split(b"\n")
         self._partial = lines.pop()
-        if len(self._partial) > MAX_LINE:
-            lines.append(self._partial)
-            self._partial = b""
+        while len(self._partial) > MAX_LINE:  # an endless line is stored in pieces, as it comes
+            lines.append(self._partial[:MAX_LINE])
+            self._partial = self._partial[MAX_LINE:]
         self._append(OUT, lines, wall)
 
     def mark(self, text: str, wall: float) -> None:
@@ -179,16 +179,82 @@ class LogFiles:
         self, service: str, instance: int, *, tail: int | None = None, since: str | None = None
     ) -> list[LogLine]:
         """The lines of one instance, oldest first: all, the last `tail`, or those since a time."""
-        path = self.path(service, instance)
-        files = [p for p in (path.with_name(path.name + ".1"), path) if p.exists()]
+        reader = LogReader(self, service, instance)
+        try:
+            return reader.initial(tail=tail, since=since)
+        finally:
+            reader.close()
+
+
+class LogReader:
+    """Reads one instance's log from where it stands now on, through rotations (`logs -f`).
+
+    It keeps the file open: when the writer rotates, the file it has becomes final (renamed
+    to N.log.1, never written again), so the reader reads it to the end before it opens the
+    new N.log. Lines are never skipped, neither at a rotation nor between the first read
+    and the following ones.
+    """
+
+    def __init__(self, files: LogFiles, service: str, instance: int) -> None:
+        self._path = files.path(service, instance)
+        self._fd: int | None = None
+        self._offset = 0
+        self._open()
+
+    def _open(self) -> None:
+        try:
+            self._fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            self._fd = None
+        self._offset = 0
+
+    def initial(self, *, tail: int | None = None, since: str | None = None) -> list[LogLine]:
+        """The lines already written (all, the last `tail`, or since a time); `new()` goes on."""
+        raw = self._complete_lines()
+        rotated = self._path.with_name(self._path.name + ".1")
+        if (tail is None or len(raw) < tail) and rotated.exists():
+            older = rotated.read_bytes()
+            if self._fd is None or os.stat(rotated).st_ino != os.fstat(self._fd).st_ino:
+                raw = older.splitlines() + raw
         if tail is not None:
-            raw = _tail(files, tail)
-        else:
-            raw = [line for p in files for line in p.read_bytes().splitlines()]
+            raw = raw[-tail:] if tail else []
         lines = [parse_line(r) for r in raw]
         if since is not None:
             lines = [line for line in lines if line.time >= since]
         return lines
+
+    def new(self) -> list[LogLine]:
+        """The complete lines written since the last call."""
+        if self._fd is None:
+            self._open()
+            if self._fd is None:
+                return []
+        raw = self._complete_lines()
+        try:
+            current = os.stat(self._path).st_ino
+        except FileNotFoundError:
+            current = None
+        if current is not None and current != os.fstat(self._fd).st_ino:
+            raw += self._complete_lines(final=True)  # rotated: ours is final, read it out
+            os.close(self._fd)
+            self._open()
+            raw += self._complete_lines()
+        return [parse_line(r) for r in raw]
+
+    def _complete_lines(self, final: bool = False) -> list[bytes]:
+        if self._fd is None:
+            return []
+        data = b""
+        while chunk := os.pread(self._fd, 1 << 20, self._offset + len(data)):
+            data += chunk
+        end = len(data) if final else data.rfind(b"\n") + 1
+        self._offset += end
+        return data[:end].splitlines()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def _unlink_quietly(path: Path) -> None:
@@ -196,26 +262,3 @@ def _unlink_quietly(path: Path) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
-
-
-def _tail(files: list[Path], n: int) -> list[bytes]:
-    """The last `n` lines over `files` read back to front, without reading whole files."""
-    if n <= 0:
-        return []
-    found: list[bytes] = []
-    for path in reversed(files):
-        with open(path, "rb") as f:
-            end = f.seek(0, os.SEEK_END)
-            buf = b""
-            while end > 0 and buf.count(b"\n") <= n - len(found):
-                start = max(0, end - 65536)
-                f.seek(start)
-                buf = f.read(end - start) + buf
-                end = start
-            lines = buf.splitlines()
-            if end > 0:
-                lines = lines[1:]  # the first piece may be the end of a longer line
-            found = lines[-(n - len(found)) :] + found if lines else found
-        if len(found) >= n:
-            break
-    return found[-n:]

@@ -14,7 +14,6 @@ from pathlib import Path
 import click
 
 from infraveil.api.client import Client
-from infraveil.api.server import serve
 from infraveil.cli.errors import FAILED
 from infraveil.cli.options import manifest_option, output_option, state_dir_option
 from infraveil.cli.render import console, emit_json, event_line, render_status
@@ -72,6 +71,8 @@ def up(manifest: Path, state_dir: Path, detach: bool, output: str) -> None:
             f"{loaded.path}. Ctrl-C stops them all.\n"
             f"[dim]In another terminal: {me} status{flag} · {me} logs SERVICE{flag}[/]"
         )
+
+    from infraveil.api.server import serve  # imported only where an agent runs: CLI calls stay fast
 
     asyncio.run(Agent(loaded, state_dir, on_event=show, on_ready=ready, serve_api=serve).run())
 
@@ -172,6 +173,8 @@ def agent(manifest: Path, state_dir: Path, ready_fd: int | None) -> None:
     def show(row: EventRow) -> None:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.time))
         print(f"{when} {row.service or '(agent)'} {row.reason}: {row.message}", flush=True)
+
+    from infraveil.api.server import serve
 
     try:
         loaded = load_manifest(manifest)
