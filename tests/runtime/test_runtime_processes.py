@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pwd
 import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -226,3 +228,31 @@ def test_popen_is_not_left_unreaped(children, watch_exit) -> None:
     child = asyncio.run(main())
     assert child.returncode is not None
     assert child.poll() is not None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
+def test_a_service_runs_as_its_user_with_that_users_groups_and_home(children, watch_exit) -> None:
+    nobody = pwd.getpwnam("nobody")
+    groups = " ".join(str(g) for g in sorted(set(os.getgrouplist("nobody", nobody.pw_gid))))
+    script = (
+        f'test "$(id -u)" = {nobody.pw_uid} && test "$(id -g)" = {nobody.pw_gid}'
+        f' && test "$(id -G | tr " " "\\n" | sort -n | tr "\\n" " ")" = "{groups} "'
+        f' && test "$USER" = nobody && test "$HOME" = {nobody.pw_dir}'
+    )
+
+    async def main() -> Exit:
+        watcher = ExitWatcher(asyncio.get_running_loop())
+        try:
+            launch = replace(children.launch(["/bin/sh", "-c", script], cwd="/"), user="nobody")
+            return await asyncio.wait_for(await watch_exit(watcher, children.spawn(launch)), 10)
+        finally:
+            watcher.close()
+
+    assert asyncio.run(main()).status.code == 0
+
+
+def test_an_unknown_user_is_a_deterministic_spawn_error(children) -> None:
+    launch = replace(children.launch(["/bin/true"], cwd="/"), user="ivl-no-such-user")
+    with pytest.raises(SpawnError, match="user 'ivl-no-such-user' does not exist") as error:
+        children.spawn(launch)
+    assert error.value.deterministic
