@@ -19,33 +19,15 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlencode
 
-import pytest
+from waiting import POLL, wait_for
 
-T = TypeVar("T")
-POLL = 0.02
 TOKEN_VAR = "IVL_E2E_TOKEN"
 
 _SCRIPT = Path(sys.executable).with_name("infraveil")
 INFRAVEIL: list[str] = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "infraveil"]
-
-
-def wait_for(predicate: Callable[[], T], timeout: float, message: str | Callable[[], str]) -> T:
-    """Poll `predicate` every 20 ms until it returns something truthy; fail after `timeout` s.
-
-    `message` may be a callable, to describe the last state seen only when it is needed.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            text = message() if callable(message) else message
-            pytest.fail(f"timed out after {timeout}s waiting for: {text}")
-        time.sleep(POLL)
 
 
 # ── processes, from /proc ───────────────────────────────────────────────────────────────────

@@ -11,7 +11,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -19,33 +18,9 @@ from typing import TypeVar
 import pytest
 
 from infraveil.runtime.processes import Exit, ExitWatcher, Launch, spawn
+from waiting import wait_for, wait_for_async
 
 T = TypeVar("T")
-POLL = 0.02
-
-
-def wait_for(predicate: Callable[[], T], timeout: float, message: str) -> T:
-    """Poll `predicate` every 20 ms until it returns something truthy; fail after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for: {message}")
-        time.sleep(POLL)
-
-
-async def wait_for_async(predicate: Callable[[], T], timeout: float, message: str) -> T:
-    """`wait_for` for code inside the event loop: the loop keeps running while we poll."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for: {message}")
-        await asyncio.sleep(POLL)
 
 
 @pytest.fixture(name="wait_for")
