@@ -210,3 +210,24 @@ for i in itertools.count():
     assert written[-1].startswith("[infraveil] instance 1 killed by SIGKILL")
     assert "got SIGTERM, finishing" in written
     assert follow.lines == written
+
+
+def test_instance_numbers_go_on_after_down_and_up(infraveil: Infraveil) -> None:
+    services = {
+        "web": {"command": python("print('run', flush=True); import time; time.sleep(1000)")}
+    }
+    infraveil.up(services)
+    first = infraveil.api_service("web")
+    assert first["instance"] == 1
+    infraveil.ok("down", "-q")
+
+    infraveil.up(services)
+    second = infraveil.api_service("web")
+    assert second["instance"] == 2, "a new agent must not reuse instance 1"
+    numbers = [i["number"] for i in infraveil.json("describe", "web")["instances"]]
+    assert numbers == [2, 1]
+    previous = infraveil.run("logs", "web", "--previous")
+    assert previous.stdout.splitlines()[0].startswith("[infraveil] starting instance 1")
+    current = infraveil.run("logs", "web")
+    assert [line for line in current.stdout.splitlines() if line == "run"] == ["run"]
+    assert "instance 1" not in current.stdout

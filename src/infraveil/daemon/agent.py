@@ -14,7 +14,7 @@ import resource
 import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Protocol
@@ -163,7 +163,17 @@ class Agent:
             lock.release()
 
     def _adopt_previous_instances(self) -> set[str]:
-        """Services whose instance, started by an earlier agent, is still running (kept as is)."""
+        """Services whose instance, started by an earlier agent, is still running (kept as is).
+
+        Every service also goes on numbering its instances where the store left off, so an
+        agent restart (or `down` then `up`) never reuses an instance number, its record or
+        its log file.
+        """
+        for name in self.manifest.services:
+            newest = self.store.instances(name, limit=1)
+            if newest:
+                record = self.supervisor.records[name]
+                self.supervisor.records[name] = replace(record, instance=newest[0].number)
         saved = {
             name: record_from_json(data)
             for name, data in self.store.records().items()
