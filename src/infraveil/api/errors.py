@@ -29,6 +29,7 @@ def error_from_body(body: dict[str, Any]) -> errors.InfraveilError:
     if code == errors.UnknownServiceError.code:
         return errors.UnknownServiceError(info.get("name", "?"), info.get("known", []))
     if code == errors.CommandRefusedError.code:
-        return errors.CommandRefusedError(message, hint=hint)
+        service = info.get("service") or {}
+        return errors.CommandRefusedError(message, hint=hint, state=service.get("state"))
     error = errors.ApiError(message or "the agent answered with an error", hint=hint)
     return error

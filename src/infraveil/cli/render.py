@@ -86,15 +86,13 @@ def render_status(out: Console, services: Sequence[Mapping[str, Any]]) -> None:
             )
         )
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for i, header in enumerate(headers):
-        if header == "REASON":
-            # the reason is cut, not wrapped: one line per service; `describe` has it whole
-            columns = zip(headers, *rows, strict=False)
-            spare = out.width - sum(len(max(c, key=len)) + 2 for c in columns) + 6
-            table.add_column(header, no_wrap=True, overflow="ellipsis", max_width=max(spare, 12))
-        else:  # every other column keeps its full width
-            width = max([len(header), *(len(r[i]) for r in rows)])
-            table.add_column(header, no_wrap=True, min_width=width)
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers[:-1])]
+    for header, width in zip(headers[:-1], widths, strict=True):
+        table.add_column(header, no_wrap=True, min_width=width)  # these keep their full width
+    # the reason takes what is left (columns are two apart), cut rather than wrapped: one
+    # line per service; `describe` has it whole
+    spare = out.width - sum(widths) - 2 * len(widths)
+    table.add_column(headers[-1], no_wrap=True, overflow="ellipsis", max_width=max(spare, 12))
     for row, s in zip(rows, services, strict=True):
         style = STATE_STYLE.get(s["state"], "")
         table.add_row(row[0], Text(row[1], style), *row[2:])

@@ -83,6 +83,11 @@ class StateDirError(InfraveilError):
 class CommandRefusedError(InfraveilError):
     code = "refused"
 
+    def __init__(self, message: str, *, hint: str = "", state: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.state = state
+        """The service's state when the agent refused (a caller need not ask again)."""
+
 
 class ApiError(InfraveilError):
     code = "api_error"

@@ -180,9 +180,9 @@ class Supervisor:
                 instance=row.number,
             )
             if name in self.records and saved is not None:
+                # (the instance counter already stands at the newest number in the store)
                 self.records[name] = replace(
                     self.records[name],
-                    instance=row.number,
                     restarts=saved.restarts,
                     failures=saved.failures,
                     last_exit=status,
@@ -331,9 +331,8 @@ class Supervisor:
 
 
 def _record_json(record: ServiceRecord) -> dict[str, Any]:
-    data = asdict(replace(record))
+    data = asdict(record)  # the nested ExitStatus becomes a dict too
     data["state"] = str(record.state)
-    data["last_exit"] = asdict(record.last_exit) if record.last_exit else None
     return data
 
 

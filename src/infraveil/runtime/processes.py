@@ -25,7 +25,6 @@ from typing import Any
 
 from infraveil.core.exitstatus import ExitStatus
 
-F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ exists only from Python 3.10 on some builds
 PIPE_SIZE = 1 << 20
 """How much output a service can write while no agent reads before its writes block."""
 
@@ -82,7 +81,7 @@ def spawn(launch: Launch) -> subprocess.Popen[bytes]:
     out = os.open(launch.fifo, os.O_RDWR | os.O_CLOEXEC)
     try:
         try:
-            fcntl.fcntl(out, F_SETPIPE_SZ, PIPE_SIZE)
+            fcntl.fcntl(out, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
         except OSError:  # the limit in /proc/sys/fs/pipe-max-size is lower: keep the default
             pass
         return subprocess.Popen(

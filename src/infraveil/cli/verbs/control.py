@@ -22,10 +22,13 @@ def _control(action: str, service: str, state_dir: Path, wait: float, output: st
     try:
         result = client.post(service_path(service, action), wait=wait)
     except CommandRefusedError as e:
-        state = client.get(service_path(service))["service"]["state"]
-        if state not in ALREADY.get(action, set()):
+        if e.state not in ALREADY.get(action, set()):
             raise
-        result = {"service": {"name": service, "state": state}, "done": True, "message": e.message}
+        result = {
+            "service": {"name": service, "state": e.state},
+            "done": True,
+            "message": e.message,
+        }
     if output == "json":
         emit_json(action, result)
         return
