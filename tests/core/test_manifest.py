@@ -17,7 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from infraveil.core.errors import ManifestError, ManifestIssue
-from infraveil.core.fields import MINIMAL_EXAMPLE, SERVICE_FIELDS, ParseContext
+from infraveil.core.checks import CheckKind, CheckSpec
+from infraveil.core.fieldbase import ParseContext
+from infraveil.core.fields import MINIMAL_EXAMPLE, SERVICE_FIELDS
 from infraveil.core.manifest import parse_manifest
 from infraveil.core.spec import Manifest, ServiceSpec
 from infraveil.runtime.manifest_file import load_manifest
@@ -405,6 +407,118 @@ CASES: dict[str, Case] = {
         ("'stop_timeout' must be a duration", "the boolean true"),
         (),
     ),
+    # -- checks ----------------------------------------------------------------------------
+    "health path without a port": (
+        api('health = "/healthz"'),
+        3,
+        ("the http check in 'health' has no port to probe",),
+        ("add port = N", 'health = { http = "/healthz", port = N }'),
+    ),
+    "ready tcp true without a port": (
+        api("ready = { tcp = true }"),
+        3,
+        ("the tcp check in 'ready' has no port",),
+        ("ready = { tcp = N }",),
+    ),
+    "health is not a path": (
+        api("port = 80", 'health = "healthz"'),
+        4,
+        ("'health' 'healthz' is not a path",),
+        ('health = "/healthz"',),
+    ),
+    "health is a number": (
+        api("health = 8080"),
+        3,
+        ("'health' must be an HTTP path or a table", "the integer 8080"),
+        ("tcp = 5432",),
+    ),
+    "check with two kinds": (
+        api('ready = { tcp = 5432, exec = "pg_isready" }'),
+        3,
+        ("exactly one kind of check", "tcp and exec"),
+        (),
+    ),
+    "check with no kind": (
+        api('ready = { interval = "2s" }'),
+        3,
+        ("exactly one kind of check", "found none"),
+        (),
+    ),
+    "check with an unknown key": (
+        api("ready = { tcp = 5432, intervall = 2 }"),
+        3,
+        ("unknown key 'intervall' in 'ready'",),
+        ("interval",),
+    ),
+    "check interval not a duration": (
+        api('ready = { tcp = 5432, interval = "often" }'),
+        3,
+        ("'ready.interval'", "'often'"),
+        ('interval = "5s"',),
+    ),
+    "check timeout too long": (
+        api('ready = { tcp = 5432, timeout = "10m" }'),
+        3,
+        ("'ready.timeout' must be more than 0 and at most 5m",),
+        (),
+    ),
+    "check port out of range": (
+        api("ready = { tcp = 70000 }"),
+        3,
+        ("'ready.tcp' must be a port from 1 to 65535", "70000"),
+        (),
+    ),
+    "check exec with a pipe": (
+        api('health = { exec = "curl x | grep ok" }'),
+        3,
+        ("'health.exec'", "shell operator '|'"),
+        ("health.exec = [",),
+    ),
+    "notify is not true": (
+        api("ready = { notify = 1 }"),
+        3,
+        ("'ready.notify' must be true",),
+        (),
+    ),
+    "watchdog on a readiness check": (
+        api('ready = { notify = true, watchdog = "10s" }'),
+        3,
+        ("'ready.watchdog' is for a notify liveness check",),
+        (),
+    ),
+    "startup_interval on a liveness check": (
+        api('health = { exec = "true", startup_interval = "2s" }'),
+        3,
+        ("liveness checks do not run during startup",),
+        ("set startup_interval on 'ready'",),
+    ),
+    # -- memory and startup_deadline -------------------------------------------------------
+    "memory with an unknown unit": (
+        api('memory = "512X"'),
+        3,
+        ("'memory' '512X' is not a size",),
+        ('memory = "512M"',),
+    ),
+    "memory negative": (
+        api("memory = -5"),
+        3,
+        ("'memory'", "too little to run a process"),
+        ("at least 4.0MiB",),
+    ),
+    "memory tiny": (api('memory = "12K"'), 3, ("12.0KiB, too little",), ()),
+    "memory absurd": (
+        api('memory = "99999999G"'),
+        3,
+        ("'memory'", "is more than 64.0TiB"),
+        ("that is no limit",),
+    ),
+    "memory a boolean": (api("memory = true"), 3, ("the boolean true",), ()),
+    "startup_deadline not a duration": (
+        api('startup_deadline = "long"'),
+        3,
+        ("'startup_deadline'", "'long'"),
+        ("let infraveil learn it",),
+    ),
 }
 
 
@@ -451,7 +565,64 @@ ACCEPTED: dict[str, tuple[str, str, object]] = {
     "stop_timeout bare string": ('stop_timeout = "5"', "stop_timeout", 5.0),
     "stop_timeout int": ("stop_timeout = 5", "stop_timeout", 5.0),
     "stop_timeout an hour": ('stop_timeout = "1h"', "stop_timeout", 3600.0),
+    "memory M": ('memory = "512M"', "memory", 512 << 20),
+    "memory GiB": ('memory = "1.5GiB"', "memory", 3 << 29),
+    "memory lower-case k": ('memory = "8192k"', "memory", 8 << 20),
+    "memory bytes": ("memory = 67108864", "memory", 64 << 20),
+    "startup_deadline": ('startup_deadline = "5m"', "startup_deadline", 300.0),
 }
+
+
+CHECKS: dict[str, tuple[tuple[str, ...], str, CheckSpec | None]] = {
+    "a path is http on the service port": (
+        ("port = 8000", 'health = "/healthz"'),
+        "health",
+        CheckSpec(CheckKind.HTTP, port=8000, path="/healthz"),
+    ),
+    "http with its own port and cadence": (
+        ('health = { http = "/h", port = 9000, interval = "10s", timeout = "1s" }',),
+        "health",
+        CheckSpec(CheckKind.HTTP, port=9000, path="/h", interval=10.0, timeout=1.0),
+    ),
+    "tcp true takes the service port": (
+        ("port = 5432", "ready = { tcp = true }"),
+        "ready",
+        CheckSpec(CheckKind.TCP, port=5432),
+    ),
+    "tcp on another host": (
+        ('ready = { tcp = 6379, host = "::1", startup_interval = "250ms" }',),
+        "ready",
+        CheckSpec(CheckKind.TCP, port=6379, host="::1", startup_interval=0.25),
+    ),
+    "exec string": (
+        ('health = { exec = "pg_isready -q" }',),
+        "health",
+        CheckSpec(CheckKind.EXEC, command=("pg_isready", "-q")),
+    ),
+    "notify liveness gets the default watchdog": (
+        ("health = { notify = true }",),
+        "health",
+        CheckSpec(CheckKind.NOTIFY, watchdog=30.0),
+    ),
+    "notify readiness": (("ready = { notify = true }",), "ready", CheckSpec(CheckKind.NOTIFY)),
+    "port implies tcp readiness": (
+        ("port = 8000",),
+        "readiness",
+        CheckSpec(CheckKind.TCP, port=8000, implied=True),
+    ),
+    "no port and no check: nothing": ((), "readiness", None),
+    "liveness ends startup when nothing else does": (
+        ('health = { exec = "true" }',),
+        "startup_check",
+        CheckSpec(CheckKind.EXEC, command=("true",)),
+    ),
+}
+
+
+@pytest.mark.parametrize(("rows", "attribute", "expected"), CHECKS.values(), ids=CHECKS.keys())
+def test_checks(rows: tuple[str, ...], attribute: str, expected: CheckSpec | None) -> None:
+    spec = parse_manifest(api(*rows), PATH).services["api"]
+    assert getattr(spec, attribute) == expected
 
 
 @pytest.mark.parametrize(("row", "field", "value"), ACCEPTED.values(), ids=ACCEPTED.keys())
@@ -678,6 +849,8 @@ def test_every_field_is_documented_and_its_example_parses(field: Any) -> None:
     rows = [field.example] if field.name == "command" else ['command = "x"', field.example]
     if field.name == "depends_on":
         rows += ["[services.db]", 'command = "d"', "[services.cache]", 'command = "c"']
+    if field.name in ("health", "ready"):
+        rows.append("port = 8000")
     manifest = parse_manifest(toml("[services.api]", *rows), PATH)
     assert "api" in manifest.services
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from infraveil.core.checkfields import CHECK_KEYS
 from infraveil.core.fields import MINIMAL_EXAMPLE, SERVICE_FIELDS, SERVICE_NAME_RULE, Field
 
 
@@ -49,6 +50,29 @@ def render_manifest_reference() -> str:
             field.example,
             "```",
         ]
+    out += [
+        "",
+        "## Checks",
+        "",
+        '`health` and `ready` take an HTTP path (`"/healthz"`: a GET on the service\'s `port`)',
+        "or a table that names exactly one kind of check (`http`, `tcp`, `exec` or `notify`)",
+        "and, if needed, overrides a default. No check needs tuning; the defaults are what",
+        "most services want.",
+        "",
+        "| Key | Type | Default | Meaning |",
+        "| --- | --- | --- | --- |",
+    ]
+    for key in CHECK_KEYS:
+        out.append(f"| `{key.name}` | {key.type} | {key.default} | {key.description} |")
+    out += [
+        "",
+        "```toml",
+        'health = { http = "/healthz", interval = "10s" }',
+        "ready = { tcp = 5432 }",
+        'health = { exec = "pg_isready -q" }',
+        'health = { notify = true, watchdog = "30s" }',
+        "```",
+    ]
     return "\n".join(out) + "\n"
 
 

@@ -11,18 +11,27 @@ cyclic `depends_on`) live in the parser, because a field's `parse` sees only its
 
 from __future__ import annotations
 
-import datetime
-import json
 import os
 import re
-import shlex
 import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, NoReturn
+from typing import Any
 
-from infraveil.core.units import parse_duration
+from infraveil.core.checkfields import check_parser
+from infraveil.core.checks import Role
+from infraveil.core.fieldbase import (
+    InvalidValue,
+    ParseContext,
+    Problem,
+    describe_value,
+    invalid,
+    parse_argv,
+    parse_duration_value,
+    shorten,
+)
+from infraveil.core.units import format_bytes, parse_size
 
 REQUIRED = "—"
 """The `default` of a field that has none: the manifest must set it."""
@@ -39,35 +48,11 @@ port = 8000
 """
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_SHELL_OPERATORS = frozenset({"|", "||", "&&", ";", ">", ">>", "<", "&", "2>&1"})
 _COMMON_SIGNALS = ("TERM", "INT", "QUIT", "HUP", "KILL", "USR1", "USR2")
 _MAX_STOP_TIMEOUT = 3600.0
-
-
-@dataclass(frozen=True)
-class ParseContext:
-    """What a field's `parse` may know besides its raw value."""
-
-    base_dir: str
-    """Absolute directory of the manifest; relative paths are resolved against it."""
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a raw value."""
-
-    message: str
-    hint: str = ""
-    key: tuple[str, ...] = ()
-    """Path below the field (e.g. ("FOO",) for env.FOO), so the issue points at that line."""
-
-
-class InvalidValue(Exception):
-    """A raw value that cannot become a spec value; the parser turns each problem into an issue."""
-
-    def __init__(self, *problems: Problem) -> None:
-        super().__init__("; ".join(p.message for p in problems))
-        self.problems = problems
+_MIN_MEMORY = 4 << 20
+_MAX_MEMORY = 64 << 40
+_MAX_STARTUP_DEADLINE = 86400.0
 
 
 @dataclass(frozen=True)
@@ -92,81 +77,8 @@ class Field:
         return self.default == REQUIRED
 
 
-def describe_value(value: object) -> str:
-    """A raw TOML value as a message shows it: "the string '80a'", "a table", "the integer 3"."""
-    if isinstance(value, str):
-        return f"the string {_shorten(repr(value))}"
-    if isinstance(value, bool):
-        return f"the boolean {'true' if value else 'false'}"
-    if isinstance(value, int):
-        return f"the integer {_shorten(str(value))}"
-    if isinstance(value, float):
-        return f"the number {value}"
-    if isinstance(value, list):
-        return f"the list {_shorten(json.dumps(value, default=str))}" if value else "an empty list"
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
-        return f"the date/time {value.isoformat()}"
-    return f"the value {_shorten(repr(value))}"
-
-
-def _shorten(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _invalid(message: str, hint: str = "") -> NoReturn:
-    raise InvalidValue(Problem(message, hint))
-
-
 def _parse_command(raw: object, ctx: ParseContext) -> tuple[str, ...]:
-    if isinstance(raw, str):
-        if not raw.strip():
-            _invalid(
-                "'command' is empty", 'write the program to run, e.g. command = "python app.py"'
-            )
-        try:
-            argv = shlex.split(raw)
-        except ValueError as exc:
-            _invalid(
-                f"'command' {_shorten(repr(raw))} cannot be split into words: {exc}",
-                "close the quote, or write command as a list of strings",
-            )
-        # Operators are found among the unquoted words only: "tr '|' ," is not a pipe.
-        try:
-            words = shlex.split(raw, posix=False)
-        except ValueError:
-            words = argv
-        operators = [w for w in words if w in _SHELL_OPERATORS]
-        if operators:
-            _invalid(
-                f"'command' {_shorten(repr(raw))} uses the shell operator {operators[0]!r},"
-                " but no shell runs",
-                f"write command = {json.dumps(['sh', '-c', raw])}",
-            )
-    elif isinstance(raw, list):
-        if not raw:
-            _invalid("'command' is an empty list", 'write e.g. command = ["python", "app.py"]')
-        for i, word in enumerate(raw):
-            if not isinstance(word, str):
-                _invalid(
-                    f"'command' item {i + 1} must be a string, got {describe_value(word)}",
-                    "quote every word of the command",
-                )
-        argv = list(raw)
-        if "" in argv:
-            _invalid(
-                f"'command' item {argv.index('') + 1} is an empty string",
-                "remove it; every word of the command must have text",
-            )
-    else:
-        _invalid(
-            f"'command' must be a string or a list of strings, got {describe_value(raw)}",
-            'write e.g. command = "python app.py"',
-        )
-    if any("\0" in word for word in argv):
-        _invalid("'command' contains a NUL character", "remove the \\u0000 escape")
-    return tuple(argv)
+    return parse_argv("'command'", "command", raw)
 
 
 def _env_text(value: object) -> str | None:
@@ -179,7 +91,7 @@ def _env_text(value: object) -> str | None:
 
 def _parse_env(raw: object, ctx: ParseContext) -> Mapping[str, str]:
     if not isinstance(raw, dict):
-        _invalid(
+        invalid(
             f"'env' must be a table of NAME = \"value\", got {describe_value(raw)}",
             'write e.g. env = { LOG_LEVEL = "info" }',
         )
@@ -189,7 +101,7 @@ def _parse_env(raw: object, ctx: ParseContext) -> Mapping[str, str]:
         if not _ENV_NAME.fullmatch(name):
             problems.append(
                 Problem(
-                    f"'env' name {_shorten(repr(name))} is not a valid environment variable name",
+                    f"'env' name {shorten(repr(name))} is not a valid environment variable name",
                     "use letters, digits and '_', not starting with a digit",
                     (name,),
                 )
@@ -198,7 +110,7 @@ def _parse_env(raw: object, ctx: ParseContext) -> Mapping[str, str]:
         if text is None:
             problems.append(
                 Problem(
-                    f"'env' value of {_shorten(repr(name))} must be a string,"
+                    f"'env' value of {shorten(repr(name))} must be a string,"
                     f" got {describe_value(value)}",
                     f'quote it: {name} = "..."',
                     (name,),
@@ -207,7 +119,7 @@ def _parse_env(raw: object, ctx: ParseContext) -> Mapping[str, str]:
         elif "\0" in text:
             problems.append(
                 Problem(
-                    f"'env' value of {_shorten(repr(name))} contains a NUL character",
+                    f"'env' value of {shorten(repr(name))} contains a NUL character",
                     "environment values cannot hold \\u0000",
                     (name,),
                 )
@@ -222,21 +134,21 @@ def _parse_env(raw: object, ctx: ParseContext) -> Mapping[str, str]:
 def _path_parser(field: str, example: str) -> Callable[[object, ParseContext], str]:
     def parse(raw: object, ctx: ParseContext) -> str:
         if not isinstance(raw, str):
-            _invalid(
+            invalid(
                 f"'{field}' must be a string path, got {describe_value(raw)}",
                 f'write the path in quotes, e.g. {field} = "{example}"',
             )
         if not raw.strip():
-            _invalid(f"'{field}' is empty", "remove it, or give a path")
+            invalid(f"'{field}' is empty", "remove it, or give a path")
         if "\0" in raw:
-            _invalid(
-                f"'{field}' {_shorten(repr(raw))} contains a NUL character",
+            invalid(
+                f"'{field}' {shorten(repr(raw))} contains a NUL character",
                 "remove the \\u0000 escape",
             )
         # "~" is a shell feature; expanding it would make the spec depend on $HOME.
         if raw.startswith("~"):
-            _invalid(
-                f"'{field}' {_shorten(repr(raw))} starts with '~', which is not expanded",
+            invalid(
+                f"'{field}' {shorten(repr(raw))} starts with '~', which is not expanded",
                 "write an absolute path, or one relative to the manifest's directory",
             )
         return os.path.normpath(os.path.join(ctx.base_dir, raw))
@@ -248,20 +160,20 @@ def _parse_user(raw: object, ctx: ParseContext) -> str:
     hint = 'write e.g. user = "postgres" or user = 999'
     if isinstance(raw, int) and not isinstance(raw, bool):
         if raw < 0:
-            _invalid(
+            invalid(
                 f"'user' must be a user name or a uid of 0 or more, got {describe_value(raw)}", hint
             )
         return str(raw)
     if not isinstance(raw, str):
-        _invalid(f"'user' must be a user name or a numeric uid, got {describe_value(raw)}", hint)
+        invalid(f"'user' must be a user name or a numeric uid, got {describe_value(raw)}", hint)
     if not raw.strip():
-        _invalid("'user' is empty", "remove it to run as the agent's user, or name a user")
+        invalid("'user' is empty", "remove it to run as the agent's user, or name a user")
     return raw
 
 
 def _parse_port(raw: object, ctx: ParseContext) -> int:
     if not isinstance(raw, int) or isinstance(raw, bool) or not 1 <= raw <= 65535:
-        _invalid(
+        invalid(
             f"'port' must be an integer from 1 to 65535, got {describe_value(raw)}",
             "write e.g. port = 8000, without quotes",
         )
@@ -271,14 +183,14 @@ def _parse_port(raw: object, ctx: ParseContext) -> int:
 def _parse_depends_on(raw: object, ctx: ParseContext) -> tuple[str, ...]:
     items = [raw] if isinstance(raw, str) else raw
     if not isinstance(items, list):
-        _invalid(
+        invalid(
             f"'depends_on' must be a list of service names, got {describe_value(raw)}",
             'write e.g. depends_on = ["db"]',
         )
     names: list[str] = []
     for item in items:
         if not isinstance(item, str) or not item:
-            _invalid(
+            invalid(
                 f"'depends_on' must list service names, got {describe_value(item)}",
                 'write e.g. depends_on = ["db"]',
             )
@@ -293,34 +205,59 @@ def _parse_stop_signal(raw: object, ctx: ParseContext) -> signal.Signals:
         try:
             return signal.Signals(raw)
         except ValueError:
-            _invalid(f"'stop_signal' {raw} is not a signal number", hint)
+            invalid(f"'stop_signal' {raw} is not a signal number", hint)
     if not isinstance(raw, str):
-        _invalid(f"'stop_signal' must be a signal name or number, got {describe_value(raw)}", hint)
+        invalid(f"'stop_signal' must be a signal name or number, got {describe_value(raw)}", hint)
     name = raw.strip().upper()
     name = name if name.startswith("SIG") else "SIG" + name
     try:
         return signal.Signals[name]
     except KeyError:
-        _invalid(f"'stop_signal' {_shorten(repr(raw))} is not a signal", hint)
+        invalid(f"'stop_signal' {shorten(repr(raw))} is not a signal", hint)
 
 
 def _parse_stop_timeout(raw: object, ctx: ParseContext) -> float:
-    hint = 'write e.g. stop_timeout = "30s"'
+    return parse_duration_value(
+        "'stop_timeout'",
+        raw,
+        at_most=_MAX_STOP_TIMEOUT,
+        at_most_text="1h",
+        hint='write e.g. stop_timeout = "30s"',
+    )
+
+
+def _parse_memory(raw: object, ctx: ParseContext) -> int:
+    hint = 'write e.g. memory = "512M" (K, M, G, T: binary units)'
     if isinstance(raw, str):
         try:
-            seconds = parse_duration(raw)
+            size = parse_size(raw)
         except ValueError as exc:
-            _invalid(f"'stop_timeout' {exc}", hint)
-    elif isinstance(raw, int | float) and not isinstance(raw, bool):
-        seconds = float(raw)
+            invalid(f"'memory' {exc}", hint)
+    elif isinstance(raw, int) and not isinstance(raw, bool):
+        size = raw
     else:
-        _invalid(f"'stop_timeout' must be a duration, got {describe_value(raw)}", hint)
-    # Written as "not within" so that NaN is refused too.
-    if not 0 < seconds <= _MAX_STOP_TIMEOUT:
-        _invalid(
-            f"'stop_timeout' must be more than 0 and at most 1h, got {describe_value(raw)}", hint
+        invalid(f"'memory' must be a size such as \"512M\", got {describe_value(raw)}", hint)
+    if size < _MIN_MEMORY:
+        invalid(
+            f"'memory' {describe_value(raw)} is {format_bytes(size)}, too little to run a process",
+            f"give at least {format_bytes(_MIN_MEMORY)}, or remove the limit",
         )
-    return seconds
+    if size > _MAX_MEMORY:
+        invalid(
+            f"'memory' {describe_value(raw)} is more than {format_bytes(_MAX_MEMORY)}",
+            "that is no limit: remove it, or give the size the service really needs",
+        )
+    return size
+
+
+def _parse_startup_deadline(raw: object, ctx: ParseContext) -> float:
+    return parse_duration_value(
+        "'startup_deadline'",
+        raw,
+        at_most=_MAX_STARTUP_DEADLINE,
+        at_most_text="1d",
+        hint='write e.g. startup_deadline = "5m", or remove it to let infraveil learn it',
+    )
 
 
 SERVICE_FIELDS: tuple[Field, ...] = (
@@ -419,5 +356,59 @@ SERVICE_FIELDS: tuple[Field, ...] = (
         ),
         example='stop_timeout = "30s"',
         parse=_parse_stop_timeout,
+    ),
+    Field(
+        name="health",
+        type="string (HTTP path) or table",
+        default="none",
+        description=(
+            "The liveness check. A path is an HTTP GET on `port` (any 2xx or 3xx passes); a"
+            " table declares another kind (see [Checks](#checks)). It does not run while the"
+            " service is starting. A service that stays unhealthy (3 failures in a row over at"
+            " least 15 s) is restarted, unless a dependency it declares is not ready or most"
+            " services are failing at once: then it is marked degraded, not restarted."
+        ),
+        example='health = "/healthz"',
+        parse=check_parser(Role.HEALTH),
+    ),
+    Field(
+        name="ready",
+        type="string (HTTP path) or table",
+        default="a TCP check of `port`, if `port` is set",
+        description=(
+            "The readiness check, same forms as `health`. The service's startup ends at its"
+            " first success; afterwards it only changes whether the service is `ready` (and"
+            " so whether its dependants may start): it never restarts anything. With no"
+            " `ready`, `port` implies a TCP check; with neither, the first passing `health`"
+            " probe ends the startup, and with no check at all the service is up once it has"
+            " stayed up for a second."
+        ),
+        example='ready = { http = "/readyz", startup_interval = "2s" }',
+        parse=check_parser(Role.READY),
+    ),
+    Field(
+        name="startup_deadline",
+        type="duration",
+        default="learned: 60s, then 3x the p95 of recent boots (10s to 10m)",
+        description=(
+            "How long the service may take to become ready before the attempt counts as a"
+            " failure. Leave it out and infraveil learns it from the service's real boots;"
+            " set it only for a boot that is known to be long once in a while."
+        ),
+        example='startup_deadline = "5m"',
+        parse=_parse_startup_deadline,
+    ),
+    Field(
+        name="memory",
+        type='size ("512M", "2G") or integer bytes',
+        default="no limit",
+        description=(
+            "The most memory the service's processes may use together. It is enforced by a"
+            " cgroup where the agent can create one, else by a watchdog on the process tree's"
+            " resident memory; a service that goes over is killed and reported as OOM-killed,"
+            " with its peak and the limit. K, M, G and T are binary units (M = MiB)."
+        ),
+        example='memory = "512M"',
+        parse=_parse_memory,
     ),
 )

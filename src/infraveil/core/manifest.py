@@ -15,18 +15,18 @@ import os
 import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
 
+from infraveil.core.checks import CheckKind, CheckSpec
 from infraveil.core.errors import ManifestError, ManifestIssue
+from infraveil.core.fieldbase import InvalidValue, ParseContext, describe_value
 from infraveil.core.fields import (
     MINIMAL_EXAMPLE,
     SERVICE_FIELDS,
     SERVICE_NAME,
     SERVICE_NAME_RULE,
-    InvalidValue,
-    ParseContext,
-    describe_value,
 )
 from infraveil.core.spec import Manifest, ServiceSpec
 from infraveil.core.tomlpos import KeyLines, KeyPath, locate
@@ -99,6 +99,7 @@ class _Parser:
         # checks across services still run on them, so one run reports as much as it can.
         parsed = {name: self.fields(name, table) for name, table in tables.items()}
         self.check_ports(parsed)
+        self.check_check_ports(parsed)
         self.check_dependencies(parsed, known=tables)
         if self.issues:
             # Stable sort: in file order, and in finding order on one line.
@@ -191,6 +192,29 @@ class _Parser:
                 "give each service its own port",
             )
 
+    def check_check_ports(self, parsed: Mapping[str, dict[str, Any] | None]) -> None:
+        """Give every http and tcp check a port: its own, or the service's."""
+        for name, values in parsed.items():
+            if values is None:
+                continue
+            for role in ("health", "ready"):
+                check: CheckSpec | None = values.get(role)
+                if check is None or check.kind not in (CheckKind.HTTP, CheckKind.TCP):
+                    continue
+                if check.port is not None:
+                    continue
+                port = values.get("port")
+                if port is None:
+                    self.issue(
+                        ("services", name, role),
+                        f"service {name!r}: the {check.kind} check in '{role}' has no port to"
+                        " probe",
+                        f"add port = N to the service, or write {role} = {_with_port(check)}",
+                    )
+                    values.pop(role)
+                    continue
+                values[role] = replace(check, port=port)
+
     def check_dependencies(
         self, parsed: Mapping[str, Mapping[str, Any] | None], known: Mapping[str, object]
     ) -> None:
@@ -223,6 +247,12 @@ class _Parser:
                 "dependency cycle: " + " -> ".join(cycle),
                 "remove one of these dependencies",
             )
+
+
+def _with_port(check: CheckSpec) -> str:
+    if check.kind is CheckKind.HTTP:
+        return f'{{ http = "{check.path}", port = N }}'
+    return "{ tcp = N }"
 
 
 def _cycles(graph: Mapping[str, Sequence[str]]) -> list[tuple[str, ...]]:

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from infraveil.core.checks import CheckKind, CheckSpec
+
 
 def _empty_env() -> Mapping[str, str]:
     return MappingProxyType({})
@@ -34,8 +36,30 @@ class ServiceSpec:
     depends_on: tuple[str, ...] = ()
     stop_signal: signal.Signals = signal.SIGTERM
     stop_timeout: float = 10.0
+    health: CheckSpec | None = None
+    """The liveness check, if declared."""
+    ready: CheckSpec | None = None
+    """The readiness check, if declared (see `readiness` for the implied one)."""
+    startup_deadline: float | None = None
+    """A fixed startup deadline; None: learned from the service's boots."""
+    memory: int | None = None
+    """Memory limit in bytes for the whole process tree."""
     line: int | None = None
     """Line of the service's table in the manifest, for messages."""
+
+    @property
+    def readiness(self) -> CheckSpec | None:
+        """The readiness check: declared, or implied by `port` (a TCP connect)."""
+        if self.ready is not None:
+            return self.ready
+        if self.port is not None:
+            return CheckSpec(CheckKind.TCP, port=self.port, implied=True)
+        return None
+
+    @property
+    def startup_check(self) -> CheckSpec | None:
+        """What ends the startup: readiness, else liveness; None: staying up for a second."""
+        return self.readiness or self.health
 
 
 @dataclass(frozen=True)
