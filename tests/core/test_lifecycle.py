@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from infraveil.core.exitstatus import ExitStatus
 from infraveil.core.lifecycle import (
+    CRASH_LOOP,
     SETTLE_TIME,
     TABLE,
     Action,
@@ -18,7 +19,12 @@ from infraveil.core.lifecycle import (
     DependenciesChanged,
     Emit,
     Event,
+    InputChanged,
+    LivenessFailed,
+    LivenessRecovered,
+    MemoryExceeded,
     ProcessExited,
+    ReadinessChanged,
     Refused,
     RestartRequested,
     ServiceRecord,
@@ -28,6 +34,7 @@ from infraveil.core.lifecycle import (
     Spawned,
     SpawnFailed,
     StartRequested,
+    StartupTimedOut,
     State,
     StopRequested,
     TimerFired,
@@ -272,6 +279,15 @@ KINDS = st.sampled_from(
         "deps_down",
         "deps_up",
         "stale_exit",
+        "ready",
+        "not_ready",
+        "unhealthy",
+        "unhealthy_excused",
+        "recovered",
+        "deadline",
+        "memory",
+        "input_changed",
+        "oom_exit",
     ]
 )
 HISTORIES = st.lists(st.tuples(KINDS, st.integers(0, 3), st.floats(0.0, 400.0)), max_size=40)
@@ -293,13 +309,24 @@ def materialise(kind: str, n: int, record: ServiceRecord, pid: int) -> Event:
         "deps_down": DependenciesChanged(("db",)),
         "deps_up": DependenciesChanged(()),
         "stale_exit": ProcessExited(max(0, i - 1 - n), ExitStatus(signal=9)),
+        "ready": ReadinessChanged(i, True, "HTTP 200"),
+        "not_ready": ReadinessChanged(i, False, "HTTP 503 for GET /readyz"),
+        "unhealthy": LivenessFailed(i, "failed 3 times over 15s: HTTP 500"),
+        "unhealthy_excused": LivenessFailed(i, "failed", excuse="its dependency db is not ready"),
+        "recovered": LivenessRecovered(i, "HTTP 200"),
+        "deadline": StartupTimedOut(i, "nothing listening on 127.0.0.1:8080"),
+        "memory": MemoryExceeded(i, "limit 64.0MiB, peak 70.0MiB"),
+        "input_changed": InputChanged("env file /srv/.env"),
+        "oom_exit": ProcessExited(i, ExitStatus(signal=9), oom=True),
     }[kind]
 
 
-@settings(max_examples=400, deadline=None)
-@given(HISTORIES)
-def test_no_history_breaks_the_invariants(history: list[tuple[str, int, float]]) -> None:
-    record = ServiceRecord("api")
+@settings(max_examples=600, deadline=None)
+@given(HISTORIES, st.booleans())
+def test_no_history_breaks_the_invariants(
+    history: list[tuple[str, int, float]], startup_check: bool
+) -> None:
+    record = ServiceRecord("api", startup_check=startup_check)
     now = 0.0
     pid = 1000
     for kind, n, dt in history:
@@ -320,11 +347,28 @@ def test_no_history_breaks_the_invariants(history: list[tuple[str, int, float]])
         # a stopped service is quiet: nothing spawns it but a request
         if before.state is State.STOPPED and spawns:
             assert isinstance(event, StartRequested | RestartRequested)
-        # a halted service spawns only when asked, or on its slow retry timer
+        # a halted service spawns only when asked, on its slow retry timer, when an input of
+        # it changed, or when a dependency it was waiting for became ready
         if before.state is State.FAILED and spawns:
-            assert isinstance(event, StartRequested | RestartRequested) or event == TimerFired(
-                TimerKind.RETRY, before.instance
+            assert (
+                isinstance(event, StartRequested | RestartRequested | InputChanged)
+                or event == TimerFired(TimerKind.RETRY, before.instance)
+                or (event == DependenciesChanged(()) and before.waiting_for)
             )
+        # readiness never kills or restarts anything
+        if isinstance(event, ReadinessChanged):
+            assert not spawns
+            assert not any(isinstance(a, SignalGroup) for a in actions)
+        # an excused liveness failure never kills either
+        if isinstance(event, LivenessFailed) and event.excuse:
+            assert not any(isinstance(a, SignalGroup) for a in actions)
+        # flags agree with the state
+        if record.ready or record.degraded:
+            assert record.state is State.RUNNING
+        if record.kill_reason:
+            assert record.state is State.STOPPING
+        if record.state is State.FAILED:
+            assert record.same_failures >= CRASH_LOOP
         # states agree with the pid
         if record.state in (State.STOPPED, State.BACKOFF, State.FAILED, State.PENDING):
             assert record.pid is None
@@ -351,7 +395,9 @@ def test_a_crash_loop_never_restarts_faster_than_its_backoff(uptimes: list[float
         record, _ = step(record, TimerFired(TimerKind.SETTLE, record.instance), now + SETTLE_TIME)
         now += SETTLE_TIME + up
         failures_before = record.failures
-        record, actions = step(record, ProcessExited(record.instance, CRASH), now)
+        # a different last line each time: no two failures alike, so nothing halts
+        line = f"error {'x' * i}"
+        record, actions = step(record, ProcessExited(record.instance, CRASH, line), now)
         stable = up >= STABLE_RUN
         expected_failures = 1 if stable else failures_before + 1
         assert record.failures == expected_failures

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from infraveil.core.errors import ManifestError, ManifestIssue
 from infraveil.core.checks import CheckKind, CheckSpec
+from infraveil.core.errors import ManifestError, ManifestIssue
 from infraveil.core.fieldbase import ParseContext
 from infraveil.core.fields import MINIMAL_EXAMPLE, SERVICE_FIELDS
 from infraveil.core.manifest import parse_manifest
