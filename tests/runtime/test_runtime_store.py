@@ -185,9 +185,66 @@ def test_the_store_is_sqlite_in_wal_mode(tmp_path: Path) -> None:
     db = sqlite3.connect(path)
     try:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("1",)
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("2",)
     finally:
         db.close()
+
+
+SCHEMA_1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO meta VALUES ('schema', '1');
+CREATE TABLE instances (
+    service TEXT NOT NULL, number INTEGER NOT NULL, pid INTEGER, proc_start REAL,
+    started REAL NOT NULL, ended REAL, exit_code INTEGER, signal INTEGER,
+    core_dumped INTEGER NOT NULL DEFAULT 0, exit_unknown INTEGER NOT NULL DEFAULT 0,
+    peak_rss INTEGER, command TEXT NOT NULL, error TEXT, PRIMARY KEY (service, number)
+);
+INSERT INTO instances (service, number, pid, started, ended, exit_code, command)
+    VALUES ('api', 7, 123, 1.0, 2.0, 1, '["app"]');
+"""
+
+
+def test_a_schema_1_store_is_upgraded_in_place_and_keeps_its_instances(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    db = sqlite3.connect(path)
+    db.executescript(SCHEMA_1)
+    db.close()
+    store = Store(path)
+    try:
+        [old] = store.instances("api")
+        assert old.number == 7 and old.exit == ExitStatus(code=1) and not old.oom
+        store.add_instance(
+            "api", 8, pid=5, proc_start=None, started=3.0, command=["app"], memory_limit=64 << 20
+        )
+        store.end_instance(
+            "api",
+            8,
+            ended=4.0,
+            exit=ExitStatus(signal=9),
+            peak_rss=70 << 20,
+            oom=True,
+            probes={"ready": [{"ok": True}]},
+        )
+        store.set_failure("api", 8, "OOMKilled after 1.0s")
+        new = store.instances("api")[0]
+        assert (new.oom, new.memory_limit, new.peak_rss) == (True, 64 << 20, 70 << 20)
+        assert new.probes == {"ready": [{"ok": True}]}
+        assert new.failure == "OOMKilled after 1.0s"
+    finally:
+        store.close()
+
+
+def test_boots_are_kept_per_service_newest_twenty_oldest_first(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state.db")
+    try:
+        for i in range(25):
+            store.add_boot("api", i, seconds=float(i), time=100.0 + i)
+        store.add_boot("db", 1, seconds=9.0, time=1.0)
+        assert store.boots("api") == [float(i) for i in range(5, 25)]
+        assert store.boots("db") == [9.0]
+        assert store.boots("nothing") == []
+    finally:
+        store.close()
 
 
 def test_an_unusable_path_is_a_state_dir_error(tmp_path: Path) -> None:

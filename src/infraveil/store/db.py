@@ -1,4 +1,5 @@
-"""The agent's SQLite store (WAL): instances, events and the last record of every service.
+"""The agent's SQLite store (WAL): instances, events, boot times and the last record of every
+service.
 
 Only the agent writes; every write is its own short transaction, so a killed agent leaves a
 consistent database (SQLite's journal takes care of the rest). `synchronous=NORMAL` in WAL
@@ -19,9 +20,10 @@ from typing import Any
 from infraveil.core.errors import StateDirError
 from infraveil.core.exitstatus import ExitStatus
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 KEEP_EVENTS = 20_000
 KEEP_INSTANCES = 50
+KEEP_BOOTS = 20
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -52,7 +54,30 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_by_service ON events (service, id);
 CREATE TABLE IF NOT EXISTS services (name TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS boots (
+    service  TEXT NOT NULL,
+    instance INTEGER NOT NULL,
+    seconds  REAL NOT NULL,      -- from spawn to the first passing startup check
+    time     REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS boots_by_service ON boots (service, time);
 """
+
+_ADDED_COLUMNS = {
+    # schema 2 ([health]); added to a schema-1 store in place
+    "oom": "INTEGER NOT NULL DEFAULT 0",
+    "memory_limit": "INTEGER",
+    "cgroup": "TEXT",
+    "notify": "TEXT",
+    "probes": "TEXT",
+    "failure": "TEXT",
+}
+"""Instance columns added after schema 1, with their SQL types."""
+
+_INSTANCE_COLUMNS = (
+    "service, number, pid, proc_start, started, ended, exit_code, signal, core_dumped,"
+    " exit_unknown, peak_rss, command, error, oom, memory_limit, cgroup, notify, probes, failure"
+)
 
 
 @dataclass(frozen=True)
@@ -67,6 +92,16 @@ class InstanceRow:
     peak_rss: int | None
     command: tuple[str, ...]
     error: str | None
+    oom: bool = False
+    memory_limit: int | None = None
+    cgroup: str | None = None
+    """The instance's own cgroup, if it has one."""
+    notify: str | None = None
+    """Its NOTIFY_SOCKET address, if it has one (a new agent binds it again)."""
+    probes: dict[str, Any] | None = None
+    """Per check role: the last probe results, kept when the instance ends."""
+    failure: str | None = None
+    """Why the instance ended, as the lifecycle said it (for a failed instance)."""
 
     @property
     def duration(self) -> float | None:
@@ -81,8 +116,12 @@ class InstanceRow:
             "duration": self.duration,
             "exit": self.exit.as_dict() if self.exit else None,
             "peak_memory": self.peak_rss,
+            "memory_limit": self.memory_limit,
+            "oom_killed": self.oom,
             "command": list(self.command),
             "error": self.error,
+            "failure": self.failure,
+            "probes": self.probes or {},
         }
 
 
@@ -120,6 +159,13 @@ class Store:
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(_SCHEMA)  # commits on its own; every statement is idempotent
             with self._tx():
+                have = {row[1] for row in self._db.execute("PRAGMA table_info(instances)")}
+                for column, sql_type in _ADDED_COLUMNS.items():
+                    if column not in have:
+                        self._db.execute(f"ALTER TABLE instances ADD COLUMN {column} {sql_type}")
+                self._db.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),)
+                )
                 self._db.execute(
                     "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
                 )
@@ -155,11 +201,15 @@ class Store:
         started: float,
         command: Sequence[str],
         error: str | None = None,
+        memory_limit: int | None = None,
+        cgroup: str | None = None,
+        notify: str | None = None,
     ) -> None:
         with self._tx():
             self._db.execute(
                 "INSERT OR REPLACE INTO instances (service, number, pid, proc_start, started,"
-                " command, error, ended) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " command, error, ended, memory_limit, cgroup, notify)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     service,
                     number,
@@ -169,6 +219,9 @@ class Store:
                     json.dumps(list(command)),
                     error,
                     started if error else None,
+                    memory_limit,
+                    cgroup,
+                    notify,
                 ),
             )
             self._db.execute(
@@ -177,16 +230,27 @@ class Store:
             )
 
     def end_instance(
-        self, service: str, number: int, *, ended: float, exit: ExitStatus, peak_rss: int | None
+        self,
+        service: str,
+        number: int,
+        *,
+        ended: float,
+        exit: ExitStatus,
+        peak_rss: int | None,
+        oom: bool = False,
+        probes: dict[str, Any] | None = None,
     ) -> None:
         with self._tx():
             self._db.execute(
                 "UPDATE instances SET ended = :ended, exit_code = :code, signal = :signal,"
-                " core_dumped = :core, exit_unknown = :unknown,"
+                " core_dumped = :core, exit_unknown = :unknown, oom = :oom,"
+                " probes = coalesce(:probes, probes),"
                 " peak_rss = CASE WHEN :peak IS NULL THEN peak_rss"
                 " ELSE max(coalesce(peak_rss, 0), :peak) END"
                 " WHERE service = :service AND number = :number",
                 {
+                    "oom": int(oom),
+                    "probes": json.dumps(probes) if probes else None,
                     "ended": ended,
                     "code": exit.code,
                     "signal": exit.signal,
@@ -198,11 +262,18 @@ class Store:
                 },
             )
 
+    def set_failure(self, service: str, number: int, failure: str) -> None:
+        """Record why an ended instance failed (the lifecycle's words)."""
+        with self._tx():
+            self._db.execute(
+                "UPDATE instances SET failure = ? WHERE service = ? AND number = ?",
+                (failure, service, number),
+            )
+
     def instances(self, service: str, limit: int = 10) -> list[InstanceRow]:
         """The newest `limit` instances of a service, newest first."""
         rows = self._db.execute(
-            "SELECT service, number, pid, proc_start, started, ended, exit_code, signal,"
-            " core_dumped, exit_unknown, peak_rss, command, error FROM instances"
+            f"SELECT {_INSTANCE_COLUMNS} FROM instances"
             " WHERE service = ? ORDER BY number DESC LIMIT ?",
             (service, limit),
         ).fetchall()
@@ -211,11 +282,36 @@ class Store:
     def running_instances(self) -> list[InstanceRow]:
         """Instances that were started and never recorded as ended."""
         rows = self._db.execute(
-            "SELECT service, number, pid, proc_start, started, ended, exit_code, signal,"
-            " core_dumped, exit_unknown, peak_rss, command, error FROM instances"
-            " WHERE ended IS NULL AND pid IS NOT NULL"
+            f"SELECT {_INSTANCE_COLUMNS} FROM instances WHERE ended IS NULL AND pid IS NOT NULL"
         ).fetchall()
         return [_instance(r) for r in rows]
+
+    def cgroups_in_use(self) -> list[str]:
+        rows = self._db.execute(
+            "SELECT cgroup FROM instances WHERE ended IS NULL AND cgroup IS NOT NULL"
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    # ── boots (to learn each service's startup deadline) ──────────────────────────────────
+
+    def add_boot(self, service: str, instance: int, seconds: float, time: float) -> None:
+        with self._tx():
+            self._db.execute(
+                "INSERT INTO boots VALUES (?, ?, ?, ?)", (service, instance, seconds, time)
+            )
+            self._db.execute(
+                "DELETE FROM boots WHERE service = ? AND rowid NOT IN (SELECT rowid FROM boots"
+                " WHERE service = ? ORDER BY time DESC LIMIT ?)",
+                (service, service, KEEP_BOOTS),
+            )
+
+    def boots(self, service: str) -> list[float]:
+        """The durations of the service's recent boots, oldest first."""
+        rows = self._db.execute(
+            "SELECT seconds FROM boots WHERE service = ? ORDER BY time DESC LIMIT ?",
+            (service, KEEP_BOOTS),
+        ).fetchall()
+        return [r[0] for r in reversed(rows)]
 
     # ── events ───────────────────────────────────────────────────────────────────────────
 
@@ -273,8 +369,9 @@ class Store:
 
 def _instance(row: tuple[Any, ...]) -> InstanceRow:
     (service, number, pid, proc_start, started, ended, code, sig, core, unknown, peak, cmd, err) = (
-        row
+        row[:13]
     )
+    oom, memory_limit, cgroup, notify, probes, failure = row[13:]
     exit_status = None
     if ended is not None and err is None:
         exit_status = ExitStatus(
@@ -291,4 +388,10 @@ def _instance(row: tuple[Any, ...]) -> InstanceRow:
         peak,
         tuple(json.loads(cmd)),
         err,
+        oom=bool(oom),
+        memory_limit=memory_limit,
+        cgroup=cgroup,
+        notify=notify,
+        probes=json.loads(probes) if probes else None,
+        failure=failure,
     )
