@@ -8,7 +8,9 @@ Ownership is arranged so that the agent can die and come back without its servic
   a reader never raises SIGPIPE, so while no agent is reading the service just fills the pipe
   (1 MiB) and then waits; a new agent opens the FIFO by name and reads on (see `capture`);
 - exits are watched through a pidfd, which works the same for our own children and for
-  instances adopted after an agent restart, and wakes the loop the moment the process ends.
+  instances adopted after an agent restart, and wakes the loop the moment the process ends;
+- where cgroups are usable, the child joins its instance's cgroup before it executes the
+  command (see `cgroups`), so everything it ever allocates is charged there.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import pwd
 import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from infraveil.core.exitstatus import ExitStatus
 
@@ -46,6 +47,8 @@ class Launch:
     env: Mapping[str, str]
     fifo: str
     user: str | None = None
+    cgroup_procs: str | None = None
+    """The cgroup.procs file of the instance's cgroup, which the child joins before exec."""
 
 
 @dataclass(frozen=True)
@@ -71,19 +74,24 @@ def open_fifo_reader(path: str) -> int:
 
 def spawn(launch: Launch) -> subprocess.Popen[bytes]:
     """Execute `launch` in a new session with its output on the FIFO; raise SpawnError."""
-    user_kwargs: dict[str, Any] = {}
     env = dict(launch.env)
+    account = None
     if launch.user is not None:
-        user_kwargs, env = _as_user(launch.user, env)
+        account, env = _as_user(launch.user, env)
     if not os.path.isdir(launch.cwd):
         raise SpawnError(f"working directory does not exist: {launch.cwd}", deterministic=True)
     # O_RDWR: the child itself holds a reader, so its writes never fail while no agent reads.
     out = os.open(launch.fifo, os.O_RDWR | os.O_CLOEXEC)
+    # The child reports why its setup failed here: Popen only says that it did.
+    report_r, report_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
     try:
         try:
             fcntl.fcntl(out, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
         except OSError:  # the limit in /proc/sys/fs/pipe-max-size is lower: keep the default
             pass
+        setup = None
+        if launch.cgroup_procs is not None or account is not None:
+            setup = _child_setup(launch.cgroup_procs, account, report_w)
         return subprocess.Popen(
             launch.argv,
             cwd=launch.cwd,
@@ -93,8 +101,10 @@ def spawn(launch: Launch) -> subprocess.Popen[bytes]:
             stderr=out,
             start_new_session=True,
             close_fds=True,
-            **user_kwargs,
+            preexec_fn=setup,
         )
+    except subprocess.SubprocessError as e:
+        raise _setup_error(launch, account, report_r) from e
     except FileNotFoundError as e:
         raise SpawnError(f"command not found: {launch.argv[0]}", deterministic=True) from e
     except PermissionError as e:
@@ -113,9 +123,82 @@ def spawn(launch: Launch) -> subprocess.Popen[bytes]:
         raise SpawnError(f"cannot start {launch.argv[0]}: {e.strerror}", deterministic=False) from e
     finally:
         os.close(out)
+        os.close(report_r)
+        os.close(report_w)
 
 
-def _as_user(user: str, env: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+@dataclass(frozen=True)
+class _Account:
+    """Who a service runs as: switched to in the child, after it joined its cgroup."""
+
+    name: str
+    uid: int
+    gid: int
+    groups: tuple[int, ...] | None  # None: keep ours (only root may set supplementary groups)
+
+
+_JOINING, _SWITCHING = 0, 1  # the steps of _child_setup, as it reports them
+
+
+def _child_setup(
+    cgroup_procs: str | None, account: _Account | None, report: int
+) -> Callable[[], None]:
+    """The child's setup between fork and exec: join the cgroup, then drop privileges.
+
+    One path for every child that needs either. It replaces Popen's own user=/group=/
+    extra_groups=, which switch users *before* preexec_fn runs, when the child could no
+    longer move itself into a cgroup. The order is setgroups, setgid, setuid: each needs
+    the privilege the next one gives up. Everything is prepared here in the parent; the
+    child runs only os.* calls (no imports, no locks), as code between fork and exec must.
+    On failure it writes "<step> <errno>" to `report` and raises, which fails the Popen.
+    A preexec_fn makes Popen fork instead of vfork (user= already did): measured at about
+    1 ms per spawn for a small agent and 3 ms at 70 MB resident, against 0.2 ms with vfork.
+    """
+    groups = list(account.groups) if account is not None and account.groups is not None else None
+    ids = (account.gid, account.uid) if account is not None else None
+
+    def setup() -> None:
+        step = _JOINING
+        try:
+            if cgroup_procs is not None:
+                fd = os.open(cgroup_procs, os.O_WRONLY)
+                try:
+                    os.write(fd, b"0")  # "0" is the writer itself
+                finally:
+                    os.close(fd)
+            step = _SWITCHING
+            if ids is not None:
+                if groups is not None:
+                    os.setgroups(groups)
+                os.setgid(ids[0])
+                os.setuid(ids[1])
+        except OSError as e:
+            os.write(report, b"%d %d" % (step, e.errno or 0))
+            raise
+
+    return setup
+
+
+def _setup_error(launch: Launch, account: _Account | None, report: int) -> SpawnError:
+    """The SpawnError for a child whose setup (see _child_setup) failed before exec."""
+    try:
+        step, number = (int(word) for word in os.read(report, 64).split())
+    except (BlockingIOError, ValueError):  # it failed without an OSError: no details
+        step, number = (_JOINING if launch.cgroup_procs is not None else _SWITCHING), 0
+    reason = os.strerror(number) if number else "the child failed before executing the command"
+    if step == _JOINING and launch.cgroup_procs is not None:
+        cgroup = os.path.dirname(launch.cgroup_procs)
+        return SpawnError(
+            f"cannot put the instance in its cgroup {cgroup}: {reason}", deterministic=False
+        )
+    name = account.name if account is not None else launch.user
+    # EAGAIN: the user is at its process limit (RLIMIT_NPROC), which may pass
+    return SpawnError(
+        f"cannot switch to user {name!r}: {reason}", deterministic=number != errno.EAGAIN
+    )
+
+
+def _as_user(user: str, env: dict[str, str]) -> tuple[_Account, dict[str, str]]:
     try:
         entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
     except KeyError as e:
@@ -127,10 +210,10 @@ def _as_user(user: str, env: dict[str, str]) -> tuple[dict[str, Any], dict[str, 
             deterministic=True,
         )
     env = {**env, "HOME": entry.pw_dir, "USER": entry.pw_name, "LOGNAME": entry.pw_name}
-    kwargs: dict[str, Any] = {"user": entry.pw_uid, "group": entry.pw_gid}
+    groups = None
     if os.geteuid() == 0:
-        kwargs["extra_groups"] = os.getgrouplist(entry.pw_name, entry.pw_gid)
-    return kwargs, env
+        groups = tuple(os.getgrouplist(entry.pw_name, entry.pw_gid))
+    return _Account(entry.pw_name, entry.pw_uid, entry.pw_gid, groups), env
 
 
 def signal_group(pgid: int, signum: int) -> bool:
