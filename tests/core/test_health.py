@@ -25,7 +25,7 @@ from infraveil.core.health import (
     typical_boot,
     unhealthy_summary,
 )
-from infraveil.core.signature import exit_signature, kill_signature, normalise
+from infraveil.core.signature import exit_signature, files_named, kill_signature, normalise
 
 OK = ProbeResult(True, "HTTP 200")
 BAD = ProbeResult(False, "no answer within 3s (GET /healthz)")
@@ -128,3 +128,15 @@ def test_signatures_ignore_what_changes_between_runs_of_the_same_crash() -> None
     assert exit_signature(ExitStatus(signal=9), "x", oom=True) == "oom"
     assert exit_signature(ExitStatus(signal=11), "x") == "signal 11|x"
     assert kill_signature("liveness", "HTTP 500 for GET /h") == "liveness|HTTP # for GET /h"
+
+
+def test_files_named_in_a_failure_are_found() -> None:
+    assert files_named(
+        "FileNotFoundError: [Errno 2] No such file or directory: '/etc/app/config.yml'"
+    ) == ["/etc/app/config.yml"]
+    assert files_named("open config/settings.toml: no such file; see 'settings.toml'") == [
+        "settings.toml"
+    ]
+    assert files_named("cannot read /srv/a.env and /srv/b.env.") == ["/srv/a.env", "/srv/b.env"]
+    assert files_named("GET http://127.0.0.1:8080/healthz: HTTP 500") == []
+    assert files_named("exited with code 1 after 0.3s") == []

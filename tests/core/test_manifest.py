@@ -462,6 +462,12 @@ CASES: dict[str, Case] = {
         ("'ready.timeout' must be more than 0 and at most 5m",),
         (),
     ),
+    "check host is a name": (
+        api('ready = { tcp = 5432, host = "db.internal" }'),
+        3,
+        ("'ready.host' must be an IP address", "'db.internal'"),
+        ("names are not looked up",),
+    ),
     "check port out of range": (
         api("ready = { tcp = 70000 }"),
         3,
@@ -605,6 +611,11 @@ CHECKS: dict[str, tuple[tuple[str, ...], str, CheckSpec | None]] = {
         CheckSpec(CheckKind.NOTIFY, watchdog=30.0),
     ),
     "notify readiness": (("ready = { notify = true }",), "ready", CheckSpec(CheckKind.NOTIFY)),
+    "localhost is 127.0.0.1": (
+        ('ready = { tcp = 6379, host = "localhost" }',),
+        "ready",
+        CheckSpec(CheckKind.TCP, port=6379, host="127.0.0.1"),
+    ),
     "port implies tcp readiness": (
         ("port = 8000",),
         "readiness",

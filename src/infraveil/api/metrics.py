@@ -59,6 +59,21 @@ class _SnapshotCollector:
             if view.rss is not None:
                 memory.add_metric([name], float(view.rss))
         yield from (state, ready, restarts, exit_code, exit_signal, memory)
+        stats = self._snapshot.probes
+        if stats is not None:
+            yield CounterMetricFamily(
+                "infraveil_probes", "health probes started", value=float(stats.started)
+            )
+            yield CounterMetricFamily(
+                "infraveil_probes_late",
+                "probes that started more than one period after they were due",
+                value=float(stats.late),
+            )
+            yield GaugeMetricFamily(
+                "infraveil_probe_max_lateness_seconds",
+                "the most any probe started after it was due, since the agent started",
+                value=stats.max_lateness,
+            )
 
 
 def render_metrics(snapshot: Snapshot) -> tuple[bytes, str]:

@@ -150,9 +150,11 @@ async def get_status(request: web.Request) -> web.StreamResponse:
 @route(
     "GET",
     "/v1/services/{name}",
-    "Describe one service: status, spec, recent instances and events.",
+    "Describe one service: status, spec, health checks, recent instances and events.",
     SERVICE,
-    returns="{service: ServiceStatus, spec, instances: [Instance], events: [Event]}",
+    returns=(
+        "{service: ServiceStatus, spec, health: Health, instances: [Instance], events: [Event]}"
+    ),
 )
 async def describe(request: web.Request) -> web.StreamResponse:
     agent = _agent(request)
@@ -165,6 +167,7 @@ async def describe(request: web.Request) -> web.StreamResponse:
         {
             "service": views.service_status(view),
             "spec": views.spec_json(view.spec),
+            "health": views.health(view),
             "instances": instances,
             "events": [e.as_dict() for e in agent.store.events(service=name, limit=20)],
         }

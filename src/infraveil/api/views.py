@@ -10,6 +10,8 @@ import signal
 import time
 from typing import Any
 
+from infraveil.core.checks import CheckKind, CheckSpec
+from infraveil.core.lifecycle import State
 from infraveil.core.spec import ServiceSpec
 from infraveil.daemon.agent import ServiceView, Snapshot
 
@@ -17,17 +19,30 @@ SCHEMAS: dict[str, dict[str, str]] = {
     "ServiceStatus": {
         "name": "service name",
         "state": "pending | starting | running | stopping | stopped | backoff | failed",
-        "ready": "true when the service is up and ready (for now: running)",
+        "ready": "true once started and while its readiness check passes (dependants wait"
+        " for this)",
         "pid": "pid of the current instance's main process, or null",
         "instance": "number of the latest instance (1 for the first start; 0 never started)",
         "uptime": "seconds since the current instance started, or null",
         "restarts": "starts made by the restart policy after failures",
         "last_exit": "how the previous instance ended: {code, signal, core_dumped, unknown, text}",
+        "oom_killed": "true when the previous instance was killed for its memory use",
         "reason": "why the service is in its state, in a few words",
-        "waiting_for": "dependencies not running yet",
+        "waiting_for": "dependencies that are not ready",
+        "degraded": "why its failing liveness check is not restarting it, or null",
+        "halted": "true when it failed the same way again and again and is not restarted"
+        " (state failed)",
         "retry_in": "seconds until the next start while backing off or halted, or null",
         "memory": "resident bytes of the whole process group (sampled), or null",
-        "peak_memory": "highest sampled resident bytes of the current instance, or null",
+        "peak_memory": "highest resident bytes of the current instance so far, or null",
+        "memory_limit": "the `memory` limit in bytes, or null",
+    },
+    "Health": {
+        "checks": "the live instance's probes by phase (startup, ready, health): {target,"
+        " passing, probes, history: [{time, ok, detail}]}",
+        "startup_deadline": "the next boot's deadline and where it comes from, or null",
+        "memory_enforced_by": "cgroup | watchdog (the RSS watchdog), or null",
+        "notify_status": "the last STATUS= the service sent over sd_notify, or null",
     },
     "Instance": {
         "number": "instance number",
@@ -36,9 +51,15 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "ended": "end time, or null while running",
         "duration": "seconds it ran, or null while running",
         "exit": "{code, signal, core_dumped, unknown, text}, or null while running",
-        "peak_memory": "highest sampled resident bytes of its process group",
+        "peak_memory": "highest resident bytes of its processes (exact with a cgroup, else"
+        " sampled)",
+        "memory_limit": "its memory limit in bytes, or null",
+        "oom_killed": "true when it was killed for using more memory than allowed",
         "command": "the argv it ran",
         "error": "why it could not be started at all, or null",
+        "failure": "why it failed, as the lifecycle said it (null for a requested stop)",
+        "probes": "its probe results by phase, kept when it ended: {target, passing, probes,"
+        " history}",
     },
     "Event": {
         "id": "increasing id",
@@ -46,7 +67,7 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "service": "service name, or null for the agent's own events",
         "instance": "instance number, or null",
         "type": "normal | warning",
-        "reason": "one CamelCase word: Started, Running, Exited, BackOff, Failed, Stopping, ...",
+        "reason": "one CamelCase word: Started, Ready, Exited, BackOff, Halted, Unhealthy, ...",
         "message": "what happened, in a sentence",
     },
     "LogLine": {
@@ -72,12 +93,39 @@ def service_status(view: ServiceView, now_mono: float | None = None) -> dict[str
         "uptime": round(time.time() - view.started_wall, 3) if view.started_wall else None,
         "restarts": record.restarts,
         "last_exit": record.last_exit.as_dict() if record.last_exit else None,
+        "oom_killed": record.oom_killed,
         "reason": record.reason,
         "waiting_for": list(record.waiting_for),
         "retry_in": retry_in,
         "memory": view.rss,
         "peak_memory": view.peak_rss,
+        "degraded": record.degraded or None,
+        "halted": record.state is State.FAILED,
+        "memory_limit": view.memory_limit,
     }
+
+
+def health(view: ServiceView) -> dict[str, Any]:
+    """How the service's health is watched and what the checks of its live instance found."""
+    return {
+        "checks": dict(view.checks),
+        "startup_deadline": view.deadline or None,
+        "memory_enforced_by": view.memory_enforced_by or None,
+        "notify_status": view.notify_status or None,
+    }
+
+
+def check_json(check: CheckSpec | None) -> dict[str, Any] | None:
+    if check is None:
+        return None
+    out: dict[str, Any] = {"kind": str(check.kind), "target": check.target()}
+    if check.kind is not CheckKind.NOTIFY:
+        out |= {"interval": check.interval, "timeout": check.timeout}
+    if check.watchdog is not None:
+        out["watchdog"] = check.watchdog
+    if check.implied:
+        out["implied_by_port"] = True
+    return out
 
 
 def spec_json(spec: ServiceSpec) -> dict[str, Any]:
@@ -91,6 +139,10 @@ def spec_json(spec: ServiceSpec) -> dict[str, Any]:
         "depends_on": list(spec.depends_on),
         "stop_signal": signal.Signals(spec.stop_signal).name,
         "stop_timeout": spec.stop_timeout,
+        "health": check_json(spec.health),
+        "ready": check_json(spec.readiness),
+        "startup_deadline": spec.startup_deadline,
+        "memory": spec.memory,
     }
 
 
@@ -102,4 +154,5 @@ def agent_info(snapshot: Snapshot, version: str) -> dict[str, Any]:
         "state_dir": snapshot.state_dir,
         "manifest": snapshot.manifest,
         "stopping": snapshot.stopping,
+        "cgroups": snapshot.cgroups,
     }

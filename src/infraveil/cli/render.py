@@ -53,6 +53,18 @@ def last_exit_text(last_exit: Mapping[str, Any] | None) -> str:
     return f"exit {last_exit.get('code')}"
 
 
+def state_text(s: Mapping[str, Any]) -> str:
+    """ "running", "running (degraded)", "backoff (4.0s)", "failed (halted)"."""
+    state = str(s["state"])
+    if state == "backoff" and s.get("retry_in") is not None:
+        return f"backoff ({format_duration(s['retry_in'])})"
+    if state == "failed" and s.get("halted"):
+        return "failed (halted)"
+    if state == "running" and s.get("degraded"):
+        return "running (degraded)"
+    return state
+
+
 def render_status(out: Console, services: Sequence[Mapping[str, Any]]) -> None:
     headers = (
         "NAME",
@@ -67,11 +79,7 @@ def render_status(out: Console, services: Sequence[Mapping[str, Any]]) -> None:
     )
     rows = []
     for s in services:
-        state = s["state"]
-        if state == "backoff" and s.get("retry_in") is not None:
-            state_cell = f"backoff ({format_duration(s['retry_in'])})"
-        else:
-            state_cell = state
+        state_cell = state_text(s)
         rows.append(
             (
                 s["name"],
@@ -80,7 +88,7 @@ def render_status(out: Console, services: Sequence[Mapping[str, Any]]) -> None:
                 str(s["pid"] or "-"),
                 format_duration(s["uptime"]) if s.get("uptime") is not None else "-",
                 str(s["restarts"]),
-                last_exit_text(s.get("last_exit")),
+                "OOMKilled" if s.get("oom_killed") else last_exit_text(s.get("last_exit")),
                 format_bytes(s.get("memory")),
                 s.get("reason") or "",
             )
@@ -101,16 +109,23 @@ def render_status(out: Console, services: Sequence[Mapping[str, Any]]) -> None:
 
 def render_describe(out: Console, data: Mapping[str, Any]) -> None:
     s, spec = data["service"], data["spec"]
+    health = data.get("health") or {}
     out.print(Text(f"Service:      {s['name']}", "bold"))
-    out.print(Text.assemble("State:        ", Text(s["state"], STATE_STYLE.get(s["state"], ""))))
+    state = Text(state_text(s), STATE_STYLE.get(s["state"], ""))
+    out.print(Text.assemble("State:        ", state))
     if s.get("reason"):
         out.print(f"Reason:       {s['reason']}")
     out.print(f"Ready:        {'yes' if s['ready'] else 'no'}")
+    if s.get("degraded"):
+        out.print(Text(f"Degraded:     {s['degraded']}", "yellow"))
     out.print(f"PID:          {s['pid'] or '-'}")
     out.print(f"Restarts:     {s['restarts']}")
     if s.get("waiting_for"):
         out.print(f"Waiting for:  {', '.join(s['waiting_for'])}")
-    out.print(f"Last exit:    {s['last_exit']['text'] if s.get('last_exit') else '-'}")
+    last = s["last_exit"]["text"] if s.get("last_exit") else "-"
+    if s.get("oom_killed"):
+        last = f"OOMKilled ({last})"
+    out.print(f"Last exit:    {last}")
     out.print(Text("Spec:", "bold"))
     out.print(f"  command:      {' '.join(spec['command'])}")
     out.print(f"  cwd:          {spec['cwd']}")
@@ -125,6 +140,7 @@ def render_describe(out: Console, data: Mapping[str, Any]) -> None:
     )
     if spec.get("env"):
         out.print("  env:          " + ", ".join(f"{k}={v}" for k, v in spec["env"].items()))
+    _render_health(out, s, spec, health)
     out.print(Text("Instances (newest first):", "bold"))
     if not data["instances"]:
         out.print("  none yet")
@@ -134,6 +150,8 @@ def render_describe(out: Console, data: Mapping[str, Any]) -> None:
     for i in data["instances"]:
         if i.get("error"):
             exit_text = f"could not start: {i['error']}"
+        elif i.get("oom_killed"):
+            exit_text = "OOMKilled"
         elif i.get("exit"):
             exit_text = i["exit"]["text"]
         else:
@@ -150,8 +168,60 @@ def render_describe(out: Console, data: Mapping[str, Any]) -> None:
         )
     if data["instances"]:
         out.print(table)
+        _render_instance_probes(out, data["instances"])
     out.print(Text("Events:", "bold"))
     render_events(out, data["events"], show_service=False)
+
+
+def _render_health(
+    out: Console, s: Mapping[str, Any], spec: Mapping[str, Any], health: Mapping[str, Any]
+) -> None:
+    out.print(Text("Health:", "bold"))
+    for role, label in (("health", "liveness:"), ("ready", "readiness:")):
+        check = spec.get(role)
+        if check is None:
+            out.print(f"  {label:<14}none")
+            continue
+        how = check["target"]
+        if "interval" in check:
+            how += f" every {format_duration(check['interval'])}"
+            how += f", timeout {format_duration(check['timeout'])}"
+        if check.get("watchdog") is not None:
+            how += f", WATCHDOG=1 at least every {format_duration(check['watchdog'])}"
+        if check.get("implied_by_port"):
+            how += " (implied by port)"
+        out.print(f"  {label:<14}{how}")
+    if health.get("startup_deadline"):
+        out.print(f"  {'deadline:':<14}{health['startup_deadline']}")
+    if spec.get("memory") is not None:
+        limit = f"{format_bytes(spec['memory'])}"
+        if health.get("memory_enforced_by"):
+            limit += f" (enforced by {health['memory_enforced_by']})"
+        out.print(f"  {'memory limit:':<14}{limit}")
+    if health.get("notify_status"):
+        out.print(f"  {'status:':<14}{health['notify_status']} (sd_notify STATUS=)")
+    for phase, check in (health.get("checks") or {}).items():
+        out.print(f"  {phase} probes of instance {s['instance']} ({check['target']}):")
+        for r in check["history"][-5:]:
+            mark = Text("pass", "green") if r["ok"] else Text("FAIL", "red")
+            out.print(Text.assemble("    ", _clock(r["time"]), "  ", mark, "  ", r["detail"]))
+
+
+def _render_instance_probes(out: Console, instances: Sequence[Mapping[str, Any]]) -> None:
+    """One line per ended instance that failed or had probes: why, and its last probe."""
+    for i in instances:
+        if not i.get("ended"):
+            continue
+        lines = []
+        if i.get("failure"):
+            lines.append(i["failure"])
+        for phase, check in (i.get("probes") or {}).items():
+            last = check["history"][-1] if check["history"] else None
+            if last is not None:
+                verdict = "passing" if check["passing"] else "failing"
+                lines.append(f"{phase} check {verdict}: {last['detail']}")
+        for n, line in enumerate(lines):
+            out.print(f"  {'#' + str(i['number']) if n == 0 else '':<4} {line}")
 
 
 def render_events(

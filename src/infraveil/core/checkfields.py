@@ -7,6 +7,7 @@ service's `port`), because a field's parser sees only its own value.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NoReturn
@@ -66,7 +67,12 @@ CHECK_KEYS: tuple[CheckKey, ...] = (
         " and as `health` it must send `WATCHDOG=1` at least every `watchdog`.",
     ),
     CheckKey("port", "integer", "the service's `port`", "The port an `http` check requests."),
-    CheckKey("host", "string", "127.0.0.1", "The address probed by `http` and `tcp` checks."),
+    CheckKey(
+        "host",
+        "string (IP address)",
+        "127.0.0.1",
+        "The address probed by `http` and `tcp` checks (`localhost` means 127.0.0.1).",
+    ),
     CheckKey(
         "interval",
         "duration",
@@ -195,12 +201,7 @@ def _key(role: Role, kind: CheckKind, key: str, value: object) -> dict[str, obje
     if key == "host":
         if kind not in (CheckKind.HTTP, CheckKind.TCP):
             _fail(f"{name} is for http and tcp checks", "remove it")
-        if not isinstance(value, str) or not value.strip() or "/" in value:
-            _fail(
-                f"{name} must be a host name or address, got {describe_value(value)}",
-                'write e.g. host = "127.0.0.1"',
-            )
-        return {"host": value.strip("[]")}
+        return {"host": _address(name, value)}
     if key == "watchdog":
         if kind is not CheckKind.NOTIFY or role is not Role.HEALTH:
             _fail(
@@ -230,6 +231,20 @@ def _path(name: str, value: str) -> str:
             "encode them in the URL (%20)",
         )
     return value
+
+
+def _address(name: str, value: object) -> str:
+    """An IP address: probes connect without a name lookup (which would need a thread)."""
+    if value == "localhost":
+        return "127.0.0.1"
+    text = value.strip("[]") if isinstance(value, str) else ""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        _fail(
+            f"{name} must be an IP address, got {describe_value(value)}",
+            'write e.g. host = "127.0.0.1" or "::1" (names are not looked up)',
+        )
 
 
 def _port(name: str, value: object) -> int:

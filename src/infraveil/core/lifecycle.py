@@ -257,13 +257,21 @@ class RecordBoot:
 
 
 @dataclass(frozen=True)
+class RecordFailure:
+    """Keep why this instance failed with its record, for `describe` and `why`."""
+
+    instance: int
+    what: str
+
+
+@dataclass(frozen=True)
 class Refused:
     """The event is not legal now; nothing changed."""
 
     reason: str
 
 
-Action = Spawn | SignalGroup | SetTimer | CancelTimer | Emit | RecordBoot | Refused
+Action = Spawn | SignalGroup | SetTimer | CancelTimer | Emit | RecordBoot | RecordFailure | Refused
 
 
 # ── the record ──────────────────────────────────────────────────────────────────────────────
@@ -306,6 +314,8 @@ class ServiceRecord:
     """Why a failing liveness check is not restarting the service ("" when it is not)."""
     signature: str = ""
     """The signature of the last failure."""
+    oom_killed: bool = False
+    """The last instance was killed for its memory (by the kernel or the watchdog)."""
     same_failures: int = 0
     """Failures in a row with that signature, before a stable run."""
     kill_reason: str = ""
@@ -629,6 +639,7 @@ def _failed_run(r: ServiceRecord, event: Event, now: float) -> Transition:
         r,
         pid=None,
         last_exit=last_exit,
+        oom_killed=signature == "oom",
         then_start=False,
         ready=False,
         degraded="",
@@ -636,7 +647,11 @@ def _failed_run(r: ServiceRecord, event: Event, now: float) -> Transition:
         kill_signature="",
         deadline=None,
     )
-    actions: list[Action] = [*_cancel_startup_timers(), CancelTimer(TimerKind.KILL)]
+    actions: list[Action] = [
+        *_cancel_startup_timers(),
+        CancelTimer(TimerKind.KILL),
+        RecordFailure(r.instance, what),
+    ]
     if reason:
         actions.append(Emit("warning", reason, what))
 
@@ -687,7 +702,7 @@ def _exited_while_stopping(r: ServiceRecord, event: Event, now: float) -> Transi
     assert isinstance(event, ProcessExited)
     if r.kill_reason:
         return _failed_run(r, event, now)
-    r = replace(r, pid=None, last_exit=event.status, running_since=None)
+    r = replace(r, pid=None, last_exit=event.status, running_since=None, oom_killed=event.oom)
     cancel = CancelTimer(TimerKind.KILL)
     stopped = Emit("normal", "Stopped", event.status.describe())
     if r.then_start:

@@ -54,3 +54,19 @@ def exit_signature(status: ExitStatus, line: str, *, oom: bool = False) -> str:
 def kill_signature(kind: str, detail: str) -> str:
     """The signature of an instance the agent ended: kind is liveness, deadline or spawn."""
     return f"{kind}|{normalise(detail)}"
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])(/(?:[\w.@+-]+/)*[\w.@+-]+)")
+_QUOTED_FILE = re.compile(r"""['"`]((?:\.{0,2}/)?(?:[\w.@+-]+/)*[\w@+-]+\.\w{1,10})['"`]""")
+
+
+def files_named(text: str) -> list[str]:
+    """Paths of files a failure message names ("/etc/app/config.yml", "'settings.toml'"), in
+    order, without repeats. A halted service is retried when one of them changes."""
+    found: list[str] = []
+    for pattern in (_ABSOLUTE_PATH, _QUOTED_FILE):
+        for m in pattern.finditer(text):
+            path = m.group(1).rstrip(".")
+            if path not in found and path != "/":
+                found.append(path)
+    return found

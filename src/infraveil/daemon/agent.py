@@ -30,7 +30,10 @@ from infraveil.core.lifecycle import (
     StopRequested,
 )
 from infraveil.core.spec import Manifest, ServiceSpec
+from infraveil.daemon.inputs import POLL_EVERY
+from infraveil.daemon.probing import NotifyReceived, ProbeDone, ProbeStats, history_json
 from infraveil.daemon.supervisor import ExitObserved, Supervisor, TimerDue, record_from_json
+from infraveil.runtime.cgroups import Cgroups
 from infraveil.runtime.lock import AgentLock
 from infraveil.runtime.procfs import rss_by_group
 from infraveil.store.db import EventRow, Store
@@ -41,8 +44,12 @@ class Closable(Protocol):
     async def cleanup(self) -> None: ...
 
 
+_NO_CHECKS: Mapping[str, object] = MappingProxyType({})
+
 MEMORY_SAMPLE_EVERY = 10.0
-"""Seconds between memory samples of every service's process group (one pass over /proc)."""
+"""Seconds between memory samples of every service (one pass over /proc, or its cgroup)."""
+WATCHDOG_SAMPLE_EVERY = 1.0
+"""Seconds between samples of the services whose memory limit the RSS watchdog enforces."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,14 @@ class ServiceView:
     started_wall: float | None
     rss: int | None
     peak_rss: int | None
+    checks: Mapping[str, object] = field(default_factory=lambda: _NO_CHECKS)
+    """The live instance's probe results by phase (startup, ready, health)."""
+    deadline: str = ""
+    """The next startup deadline and where it comes from."""
+    memory_limit: int | None = None
+    memory_enforced_by: str = ""
+    """"cgroup", "watchdog" or "" (no limit)."""
+    notify_status: str = ""
 
 
 @dataclass(frozen=True)
@@ -64,6 +79,9 @@ class Snapshot:
     state_dir: str
     manifest: str
     stopping: bool
+    cgroups: str = ""
+    """"cgroup v1", "cgroup v2", or why cgroups cannot be used."""
+    probes: ProbeStats | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +99,13 @@ class Shutdown:
 @dataclass(frozen=True)
 class MemorySampled:
     rss_by_pid: Mapping[int, int]
+    everyone: bool
+    """A full sample; else only the groups the RSS watchdog enforces a limit on."""
+
+
+@dataclass(frozen=True)
+class InputsTick:
+    """Time to look at what halted services depend on."""
 
 
 @dataclass
@@ -98,6 +123,12 @@ class Agent:
     _watchers: set[asyncio.Queue[EventRow | None]] = field(init=False, default_factory=set)
     _stopping: bool = field(init=False, default=False)
     _started_wall: float = field(init=False, default_factory=time.time)
+    _views: dict[str, ServiceView] = field(init=False, default_factory=dict)
+    _cgroups: Cgroups | None = field(init=False, default=None)
+    use_cgroups: bool = field(
+        default_factory=lambda: os.environ.get("INFRAVEIL_CGROUPS", "").lower() != "off"
+    )
+    """False (INFRAVEIL_CGROUPS=off): no cgroups; the RSS watchdog enforces `memory`."""
 
     @property
     def socket_path(self) -> Path:
@@ -117,6 +148,10 @@ class Agent:
         store = Store(self.state_dir / "state.db")
         self.store = store
         self.logs = LogFiles(self.state_dir / "logs")
+        if self.use_cgroups:
+            self._cgroups = Cgroups.detect(self.state_dir)
+            if self._cgroups.available:
+                self._cgroups.prune(keep=store.cgroups_in_use())
         self.supervisor = Supervisor(
             self.manifest,
             store,
@@ -126,9 +161,10 @@ class Agent:
             self._queue.put_nowait,
             self._event_recorded,
             base_env=self.base_env,
+            cgroups=self._cgroups,
         )
         server: Closable | None = None
-        sampler = None
+        tickers: list[asyncio.Task[None]] = []
         try:
             if self.serve_api is not None:
                 server = await self.serve_api(self, self.socket_path)
@@ -137,6 +173,7 @@ class Agent:
             self.supervisor.emit(
                 None, "normal", "AgentStarted", f"agent {__version__} pid {os.getpid()}"
             )
+            self._say_how_memory_is_limited()
             adopted = self._adopt_previous_instances()
             self._publish()
             self.on_ready()  # the API answers from here on; services start next
@@ -145,22 +182,50 @@ class Agent:
                 if name not in adopted:
                     self.supervisor.handle(name, StartRequested())
             self._publish()
-            sampler = asyncio.create_task(self._sample_memory())
+            tickers = [
+                asyncio.create_task(self._sample_memory()),
+                asyncio.create_task(self._tick(POLL_EVERY, InputsTick)),
+            ]
             await self._consume()
             self.supervisor.emit(None, "normal", "AgentStopped", "every service stopped")
         finally:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
-            if sampler is not None:
-                sampler.cancel()
+            for ticker in tickers:
+                ticker.cancel()
             for watcher in list(self._watchers):
                 watcher.put_nowait(None)
             if server is not None:
                 await server.cleanup()
                 self.socket_path.unlink(missing_ok=True)  # no agent: no socket to find
             self.supervisor.close()
+            self._release_cgroups()
             store.close()
             lock.release()
+
+    def _release_cgroups(self) -> None:
+        """Remove this agent's cgroup parent once no instance is left in it (best effort)."""
+        cgroups = self._cgroups
+        if cgroups is None or cgroups.parent is None or self.supervisor.live:
+            return
+        cgroups.prune(keep=())
+        try:
+            os.rmdir(cgroups.parent)
+        except OSError:  # an instance that outlives the agent keeps it, as it should
+            pass
+
+    def _say_how_memory_is_limited(self) -> None:
+        limited = [s.name for s in self.manifest.services.values() if s.memory is not None]
+        if not limited or (self._cgroups is not None and self._cgroups.available):
+            return
+        why = self._cgroups.why_not if self._cgroups is not None else "cgroups are turned off"
+        self.supervisor.emit(
+            None,
+            "warning",
+            "NoCgroups",
+            f"memory limits of {', '.join(limited)} are enforced by an RSS watchdog (sampled"
+            f" every {WATCHDOG_SAMPLE_EVERY:.0f}s), not by the kernel: {why}",
+        )
 
     def _adopt_previous_instances(self) -> set[str]:
         """Services whose instance, started by an earlier agent, is still running (kept as is).
@@ -191,15 +256,21 @@ class Agent:
             match item:
                 case ExitObserved():
                     self.supervisor.exited(item)
-                case TimerDue(service=name, event=event):
-                    self.supervisor.handle(name, event)
+                case ProbeDone():
+                    self.supervisor.probe_done(item)
+                case NotifyReceived():
+                    self.supervisor.notified(item)
+                case TimerDue():
+                    self.supervisor.timer_due(item)
                 case Command(service=name, event=event, reply=reply):
                     if name not in self.supervisor.records:
                         reply.set_exception(UnknownServiceError(name, list(self.manifest.services)))
                     else:
                         reply.set_result(self.supervisor.handle(name, event))
-                case MemorySampled(rss_by_pid=rss):
-                    self.supervisor.memory_sampled(rss)
+                case MemorySampled(rss_by_pid=rss, everyone=everyone):
+                    self.supervisor.memory_sampled(rss, everyone=everyone)
+                case InputsTick():
+                    self.supervisor.inputs_tick()
                 case Shutdown(force=force):
                     if not self._stopping:
                         self._stopping = True
@@ -229,10 +300,22 @@ class Agent:
         self._queue.put_nowait(Shutdown(force=self._stopping))
 
     async def _sample_memory(self) -> None:
+        """Every second for the watchdog's few groups; every 10 s for every service."""
+        every = round(MEMORY_SAMPLE_EVERY / WATCHDOG_SAMPLE_EVERY)
+        tick = 0
         while True:
-            await asyncio.sleep(MEMORY_SAMPLE_EVERY)
-            groups = {live.pid for live in self.supervisor.live.values()}
-            self._queue.put_nowait(MemorySampled(rss_by_group(groups)))
+            await asyncio.sleep(WATCHDOG_SAMPLE_EVERY)
+            tick += 1
+            if tick % every == 0:
+                groups = {live.pid for live in self.supervisor.live.values() if live.cgroup is None}
+                self._queue.put_nowait(MemorySampled(rss_by_group(groups), everyone=True))
+            elif groups := self.supervisor.watchdog_groups():
+                self._queue.put_nowait(MemorySampled(rss_by_group(groups), everyone=False))
+
+    async def _tick(self, every: float, item: Callable[[], object]) -> None:
+        while True:
+            await asyncio.sleep(every)
+            self._queue.put_nowait(item())
 
     # ── for the API ──────────────────────────────────────────────────────────────────────
 
@@ -278,27 +361,52 @@ class Agent:
         self.on_event(row)
 
     def _publish(self) -> None:
+        """Publish a new snapshot; only the services that changed get new views."""
         sup = self.supervisor
-        views = {}
-        for name, spec in self.manifest.services.items():
-            live = sup.live.get(name)
-            views[name] = ServiceView(
-                spec=spec,
-                record=sup.records[name],
-                started_wall=live.started_wall if live else None,
-                rss=live.rss if live else None,
-                peak_rss=live.peak_rss if live else None,
-            )
+        changed = sup.changed if self._views else set(self.manifest.services)
+        for name in changed:  # every change of a record or a live instance marks its service
+            self._views[name] = self._view(name)
+        sup.changed.clear()
+        cgroups = self._cgroups
+        if cgroups is None:
+            cgroups_text = "off"
+        elif cgroups.available:
+            cgroups_text = f"cgroup v{cgroups.version}"
+        else:
+            cgroups_text = f"unavailable: {cgroups.why_not}"
         self.snapshot = Snapshot(
-            services=MappingProxyType(views),
+            services=MappingProxyType({name: self._views[name] for name in self.manifest.services}),
             pid=os.getpid(),
             started_wall=self._started_wall,
             state_dir=str(self.state_dir),
             manifest=self.manifest.path,
             stopping=self._stopping,
+            cgroups=cgroups_text,
+            probes=sup.prober.stats,
         )
         self._changed.set()
         self._changed = asyncio.Event()
+
+    def _view(self, name: str) -> ServiceView:
+        sup = self.supervisor
+        spec = sup.manifest.services[name]
+        live = sup.live.get(name)
+        probes = sup.prober.instances.get(name)
+        enforced = ""
+        if spec.memory is not None and live is not None:
+            enforced = "cgroup" if live.cgroup is not None else "watchdog"
+        return ServiceView(
+            spec=spec,
+            record=sup.records[name],
+            started_wall=live.started_wall if live else None,
+            rss=live.rss if live else None,
+            peak_rss=live.peak_rss if live else None,
+            checks=MappingProxyType(history_json(probes)) if probes is not None else _NO_CHECKS,
+            deadline=sup.deadline_of(name)[1] if spec.startup_check is not None else "",
+            memory_limit=spec.memory,
+            memory_enforced_by=enforced,
+            notify_status=probes.notify_status if probes is not None else "",
+        )
 
 
 def raise_open_file_limit() -> None:

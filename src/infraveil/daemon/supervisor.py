@@ -3,8 +3,12 @@
 The supervisor is driven by the agent's single loop: `handle()` steps the pure core with an
 event, then executes the actions it returns — spawning, signalling, timers, events. An action
 whose result is itself an event (a spawn gives `Spawned` or `SpawnFailed`; a change in a
-service's state changes what its dependants wait for) is fed back at once, before the next
+service's readiness changes what its dependants wait for) is fed back at once, before the next
 queued event, so no other event can come between an action and its result.
+
+It also turns the runtime's observations into lifecycle events: probe results (through the
+verdicts of `core.health`), sd_notify messages, memory samples, and changes to the files a
+halted service depends on.
 """
 
 from __future__ import annotations
@@ -15,17 +19,35 @@ import shlex
 import signal
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
+from infraveil.core.checks import CheckKind
+from infraveil.core.errors import ManifestError
 from infraveil.core.exitstatus import ExitStatus
+from infraveil.core.health import (
+    CheckState,
+    liveness_excuse,
+    startup_deadline,
+    stays_unhealthy,
+    typical_boot,
+    unhealthy_summary,
+)
 from infraveil.core.lifecycle import (
     CancelTimer,
     DependenciesChanged,
     Emit,
     Event,
+    InputChanged,
+    LivenessFailed,
+    LivenessRecovered,
+    MemoryExceeded,
     ProcessExited,
+    ReadinessChanged,
+    RecordBoot,
+    RecordFailure,
     Refused,
     ServiceRecord,
     SetTimer,
@@ -33,15 +55,28 @@ from infraveil.core.lifecycle import (
     Spawn,
     Spawned,
     SpawnFailed,
+    StartupTimedOut,
     State,
     TimerFired,
     TimerKind,
     step,
 )
-from infraveil.core.spec import Manifest
-from infraveil.core.units import format_duration
+from infraveil.core.spec import Manifest, ServiceSpec
+from infraveil.core.units import format_bytes, format_duration
+from infraveil.daemon.inputs import InputWatch, inputs_of
+from infraveil.daemon.probing import (
+    NotifyReceived,
+    Phase,
+    ProbeDone,
+    Prober,
+    history_json,
+    needs_notify,
+)
 from infraveil.runtime.capture import FifoReader
-from infraveil.runtime.environment import service_env
+from infraveil.runtime.cgroups import CgroupError, Cgroups, InstanceCgroup, kernel_oom_victim
+from infraveil.runtime.environment import popen_user_kwargs, service_env
+from infraveil.runtime.manifest_file import load_manifest
+from infraveil.runtime.notify import NotifySocket
 from infraveil.runtime.processes import (
     Exit,
     ExitWatcher,
@@ -70,6 +105,18 @@ class LiveInstance:
     log: InstanceLog
     rss: int | None = None
     peak_rss: int | None = None
+    cgroup: InstanceCgroup | None = None
+    memory_limit: int | None = None
+    started_mono: float = 0.0
+
+    def sample(self, rss: int | None) -> None:
+        if rss is not None:
+            self.rss = rss
+            self.peak_rss = max(self.peak_rss or 0, rss)
+
+    def sample_peak(self, peak: int | None) -> None:
+        if peak is not None:
+            self.peak_rss = max(self.peak_rss or 0, peak)
 
 
 @dataclass(frozen=True)
@@ -100,20 +147,33 @@ class Supervisor:
     enqueue: Enqueue
     on_event: Callable[[EventRow], None]
     base_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    cgroups: Cgroups | None = None
+    """Where instance cgroups go; None (or unavailable): the RSS watchdog enforces `memory`."""
     records: dict[str, ServiceRecord] = field(init=False)
     live: dict[str, LiveInstance] = field(init=False, default_factory=dict)
+    changed: set[str] = field(init=False, default_factory=set)
+    """Services whose view changed since the agent last published (it clears this)."""
     _timers: dict[tuple[str, TimerKind], asyncio.TimerHandle] = field(
         init=False, default_factory=dict
     )
+    _boots: dict[str, list[float]] = field(init=False, default_factory=dict)
+    _notify: dict[str, NotifySocket] = field(init=False, default_factory=dict)
+    """Notify sockets of instances spawned and not yet handed to the prober."""
+    _probe_results: dict[tuple[str, int], dict[str, Any]] = field(init=False, default_factory=dict)
+    """Probe histories of ended probing, kept for their instance's record."""
+    _manifest_mtime: int | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.watcher = ExitWatcher(self.loop)
-        self.records = {
-            name: ServiceRecord(
-                name, stop_signal=int(spec.stop_signal), stop_timeout=spec.stop_timeout
-            )
-            for name, spec in self.manifest.services.items()
-        }
+        self.records = {name: _fresh_record(spec) for name, spec in self.manifest.services.items()}
+        self.prober = Prober(
+            self.loop,
+            self.enqueue,
+            env_for=self._probe_env,
+            popen_for=lambda name: popen_user_kwargs(self.manifest.services[name].user),
+            cwd_for=lambda name: self.manifest.services[name].cwd,
+        )
+        self.inputs = InputWatch()
 
     # ── input ────────────────────────────────────────────────────────────────────────────
 
@@ -134,11 +194,31 @@ class Supervisor:
                 follow = self._execute(service, action)
                 if follow is not None:
                     work.append((service, follow))
-            if (before.state is State.RUNNING) != (after.state is State.RUNNING):
-                work.extend(self._dependants_changed(service))
+            after = self.records[service]
             if after != before:
-                self.store.save_record(service, _record_json(self.records[service]))
+                self._state_changed(service, before, after)
+                if before.ready != after.ready:
+                    work.extend(self._dependants_changed(service))
+                self.store.save_record(service, _record_json(after))
         return refused
+
+    def _state_changed(self, name: str, before: ServiceRecord, after: ServiceRecord) -> None:
+        """Start, switch or stop the instance's probes, and watch a halted service's inputs."""
+        self.changed.add(name)
+        spec = self.manifest.services[name]
+        if after.state is State.STARTING and after.pid is not None and before.pid is None:
+            notify = self._notify.pop(name, None)
+            self.prober.start(name, after.instance, after.pid, spec, running=False, notify=notify)
+        elif after.state is State.RUNNING and before.state is State.STARTING:
+            self.prober.now_running(name)
+        elif after.state not in (State.STARTING, State.RUNNING):
+            ended = self.prober.stop(name)
+            if ended is not None and ended.states:
+                self._probe_results[(name, ended.instance)] = history_json(ended)
+        if after.state is State.FAILED and before.state is not State.FAILED:
+            self.inputs.watch(name, inputs_of(spec, self.manifest.path, after.reason))
+        elif after.state is not State.FAILED and before.state is State.FAILED:
+            self.inputs.forget(name)
 
     def exited(self, observed: ExitObserved) -> None:
         """An instance ended: keep its last output, clean up its group, then tell the core."""
@@ -147,18 +227,46 @@ class Supervisor:
             return
         del self.live[observed.service]
         wall = time.time()
+        name = observed.service
         live.reader.drain()  # its last lines are in the pipe now: never lose them
-        signal_group(live.pid, signal.SIGKILL)  # nothing of an ended instance outlives it
+        status = observed.exit.status
+        oom = self.records[name].kill_signature == "oom"  # the RSS watchdog killed it
+        if live.cgroup is not None:
+            live.sample_peak(live.cgroup.peak_memory())
+            oom = oom or live.cgroup.oom_kills() > 0
+            live.cgroup.kill()  # nothing of an ended instance outlives it, not even a setsid
+        elif status.signal == signal.SIGKILL and not self.records[name].kill_reason:
+            # no cgroup to ask: the kernel log says whether its OOM killer sent this SIGKILL
+            oom = kernel_oom_victim(live.pid, since=live.started_mono) is True
+        signal_group(live.pid, signal.SIGKILL)
         live.reader.close()
         _unlink(live.fifo)
-        status = observed.exit.status
+        if live.cgroup is not None and not live.cgroup.remove():
+            self.loop.call_later(1.0, _remove_later, live.cgroup)
         ran = format_duration(wall - live.started_wall)
-        live.log.mark(f"instance {live.number} {status.describe()} after {ran}", wall)
+        said = "was OOM-killed" if oom else status.describe()
+        live.log.mark(f"instance {live.number} {said} after {ran}", wall)
         live.log.close(wall)
+        probing = self.prober.stop(name)
+        if probing is not None and probing.instance == live.number and probing.states:
+            self._probe_results[(name, live.number)] = history_json(probing)
+        probes = self._probe_results.pop((name, live.number), None)
         self.store.end_instance(
-            live.service, live.number, ended=wall, exit=status, peak_rss=live.peak_rss
+            name,
+            live.number,
+            ended=wall,
+            exit=status,
+            peak_rss=live.peak_rss,
+            oom=oom,
+            probes=probes,
         )
-        self.handle(live.service, ProcessExited(live.number, status, live.log.last_line))
+        memory = ""
+        if live.memory_limit is not None:
+            memory = f"limit {format_bytes(live.memory_limit)}, peak {format_bytes(live.peak_rss)}"
+        elif live.peak_rss is not None:
+            memory = f"peak {format_bytes(live.peak_rss)}"
+        exited = ProcessExited(live.number, status, live.log.last_line, oom=oom, memory=memory)
+        self.handle(name, exited)
 
     def adopt(self, row: InstanceRow, saved: ServiceRecord | None) -> bool:
         """Take over an instance a previous agent started, if it is still that process.
@@ -179,6 +287,7 @@ class Supervisor:
                 f"instance {row.number} {status.describe()}",
                 instance=row.number,
             )
+            self.changed.add(name)
             if name in self.records and saved is not None:
                 # (the instance counter already stands at the newest number in the store)
                 self.records[name] = replace(
@@ -192,7 +301,22 @@ class Supervisor:
         log = self.logs.open(name, row.number)
         log.mark(f"instance {row.number} adopted by a new agent (pid {os.getpid()})", wall)
         reader = FifoReader(self.loop, open_fifo_reader(fifo), lambda d: log.write(d, time.time()))
-        self.live[name] = LiveInstance(name, row.number, row.pid, row.started, fifo, reader, log)
+        cgroup = None
+        if row.cgroup is not None and self.cgroups is not None:
+            cgroup = self.cgroups.open(row.cgroup)
+        self.live[name] = LiveInstance(
+            name,
+            row.number,
+            row.pid,
+            row.started,
+            fifo,
+            reader,
+            log,
+            cgroup=cgroup,
+            memory_limit=row.memory_limit,
+            peak_rss=row.peak_rss,
+            started_mono=time.monotonic() - (wall - row.started),
+        )
         number = row.number
         self.watcher.watch(row.pid, lambda exit: self.enqueue(ExitObserved(name, number, exit)))
         now = time.monotonic()
@@ -207,8 +331,18 @@ class Supervisor:
             restarts=base.restarts,
             failures=base.failures,
             last_exit=base.last_exit,
+            ready=base.ready if saved is not None else True,
             reason="",
         )
+        notify = None
+        if row.notify is not None:
+            try:
+                notify = self.prober.open_notify(name, row.number, row.notify)
+            except OSError as e:
+                self.emit(name, "warning", "NotifyLost", f"cannot bind {row.notify} again: {e}")
+        spec = self.manifest.services[name]
+        self.prober.start(name, row.number, row.pid, spec, running=True, notify=notify)
+        self.changed.add(name)
         self.emit(
             name,
             "normal",
@@ -218,12 +352,168 @@ class Supervisor:
         )
         return True
 
-    def memory_sampled(self, rss_by_pid: Mapping[int, int]) -> None:
-        for live in self.live.values():
-            rss = rss_by_pid.get(live.pid)
-            if rss is not None:
-                live.rss = rss
-                live.peak_rss = max(live.peak_rss or 0, rss)
+    def memory_sampled(self, rss_by_pid: Mapping[int, int], *, everyone: bool) -> None:
+        """Record memory samples; the watchdog kills an instance over its limit.
+
+        A cgroup is read directly (its own exact figures); otherwise the process group's RSS
+        from one pass over /proc is used. `everyone`: a full sample (every 10 s), else only
+        the instances whose limit the watchdog enforces (every second).
+        """
+        for name, live in list(self.live.items()):
+            if live.cgroup is not None:
+                if everyone:
+                    live.sample(live.cgroup.current_memory())
+                    live.sample_peak(live.cgroup.peak_memory())
+                    self.changed.add(name)
+                continue
+            if not everyone and live.memory_limit is None:
+                continue
+            live.sample(rss_by_pid.get(live.pid))
+            self.changed.add(name)
+            limit = live.memory_limit
+            if limit is not None and live.rss is not None and live.rss > limit:
+                detail = (
+                    f"memory limit {format_bytes(limit)} exceeded: the process tree used"
+                    f" {format_bytes(live.rss)} (enforced by the RSS watchdog: no cgroup)"
+                )
+                self.handle(name, MemoryExceeded(live.number, detail))
+
+    def watchdog_groups(self) -> set[int]:
+        """Process groups whose memory the watchdog must sample every second."""
+        return {
+            live.pid
+            for live in self.live.values()
+            if live.cgroup is None and live.memory_limit is not None
+        }
+
+    # ── probes, notify messages and inputs ───────────────────────────────────────────────
+
+    def probe_done(self, done: ProbeDone) -> None:
+        recorded = self.prober.record(done)
+        if recorded is None:
+            return
+        probes, state, flipped = recorded
+        name = done.service
+        self.changed.add(name)
+        record = self.records[name]
+        check = probes.checks[done.phase]
+        detail = f"{check.target()}: {done.result.detail}"
+        if done.phase is Phase.STARTUP:
+            if done.result.ok:
+                self.handle(name, ReadinessChanged(done.instance, True, detail))
+        elif done.phase is Phase.READY:
+            if flipped:
+                self.handle(name, ReadinessChanged(done.instance, done.result.ok, detail))
+        elif flipped and not (done.result.ok and state.probes == 1):  # not a first pass
+            kind = "normal" if done.result.ok else "warning"
+            reason = "LivenessPassing" if done.result.ok else "LivenessFailing"
+            self.emit(name, kind, reason, detail, instance=done.instance)
+        if done.phase is not Phase.HEALTH:
+            return
+        if done.result.ok:
+            if record.degraded:
+                self.handle(name, LivenessRecovered(done.instance, detail))
+            return
+        now = self.loop.time()
+        if not stays_unhealthy(state, now):
+            return
+        excuse = liveness_excuse(record.waiting_for, *self._liveness_failing())
+        if record.degraded and not excuse:
+            # the shared cause is gone but it still fails: give it a fresh window to recover
+            probes.states[Phase.HEALTH] = CheckState(
+                passing=False,
+                failures=1,
+                failing_since=now,
+                last=state.last,
+                history=state.history,
+                probes=state.probes,
+            )
+            self.handle(name, LivenessRecovered(done.instance, "the shared cause is gone"))
+            return
+        summary = unhealthy_summary(state, now)
+        self.handle(name, LivenessFailed(done.instance, f"{check.target()} {summary}", excuse))
+
+    def _liveness_failing(self) -> tuple[int, int]:
+        """Of the running services with a liveness check: how many fail it now, how many."""
+        failing = checked = 0
+        for name, probes in self.prober.instances.items():
+            state = probes.states.get(Phase.HEALTH)
+            if Phase.HEALTH not in probes.checks or self.records[name].state is not State.RUNNING:
+                continue
+            checked += 1
+            failing += state is not None and state.passing is False
+        return failing, checked
+
+    def notified(self, message: NotifyReceived) -> None:
+        probes = self.prober.notified(message)
+        if probes is None:
+            return
+        self.changed.add(message.service)
+        startup = probes.checks.get(Phase.STARTUP)
+        if (
+            message.pairs.get("READY") == "1"
+            and startup is not None
+            and startup.kind is CheckKind.NOTIFY
+        ):
+            detail = "sd_notify: READY=1"
+            if probes.notify_status:
+                detail += f" ({probes.notify_status})"
+            self.handle(message.service, ReadinessChanged(message.instance, True, detail))
+
+    def inputs_tick(self) -> None:
+        """Retry halted services whose manifest entry or files changed."""
+        if not self.inputs.watching:
+            return
+        now = time.monotonic()
+        for name, path in self.inputs.changed(now):
+            if self.records[name].state is not State.FAILED:
+                continue
+            if path == self.manifest.path:
+                what = self._reload_entry(name)
+                if what is None:
+                    continue
+            else:
+                what = path
+            self.inputs.retried(name, now)
+            self.handle(name, InputChanged(what))
+
+    def _reload_entry(self, name: str) -> str | None:
+        """Take a halted service's changed manifest entry; what changed, or None."""
+        try:
+            fresh = load_manifest(self.manifest.path)
+        except ManifestError as e:
+            first = e.issues[0]
+            self.emit(
+                name,
+                "warning",
+                "ManifestInvalid",
+                f"the manifest changed but has errors, so it was not read:"
+                f" line {first.line}: {first.message}",
+            )
+            return None
+        new = fresh.services.get(name)
+        old = self.manifest.services[name]
+        if new is None or new == old:
+            return None
+        if new.depends_on != old.depends_on:
+            self.emit(
+                name,
+                "warning",
+                "ManifestChanged",
+                "its depends_on changed: restart the agent (or deploy) to take that in",
+            )
+            return None
+        services = dict(self.manifest.services)
+        services[name] = new
+        self.manifest = replace(self.manifest, services=MappingProxyType(services))
+        self.changed.add(name)
+        self.records[name] = replace(
+            self.records[name],
+            stop_signal=int(new.stop_signal),
+            stop_timeout=new.stop_timeout,
+            startup_check=new.startup_check is not None,
+        )
+        return "its manifest entry"
 
     # ── actions ──────────────────────────────────────────────────────────────────────────
 
@@ -237,6 +527,11 @@ class Supervisor:
                 self._cancel_timer(name, kind)
                 due = TimerDue(name, TimerFired(kind, n))
                 self._timers[(name, kind)] = self.loop.call_at(at, self.enqueue, due)
+            case RecordBoot(instance=n, seconds=seconds):
+                self.store.add_boot(name, n, seconds, time.time())
+                self._boot_history(name).append(seconds)
+            case RecordFailure(instance=n, what=what):
+                self.store.set_failure(name, n, what)
             case CancelTimer(kind=kind):
                 self._cancel_timer(name, kind)
             case Emit(kind=kind, reason=reason, message=message):
@@ -257,6 +552,42 @@ class Supervisor:
         self.on_event(row)
         return row
 
+    def timer_due(self, due: TimerDue) -> None:
+        """A timer of the core fired; the startup deadline gets the check's last word."""
+        event: Event = due.event
+        if due.event.kind is TimerKind.DEADLINE:
+            event = StartupTimedOut(due.event.instance, self._startup_said(due.service))
+        self.handle(due.service, event)
+
+    def _startup_said(self, name: str) -> str:
+        probes = self.prober.instances.get(name)
+        if probes is None:
+            return "no startup check result"
+        check = probes.checks.get(Phase.STARTUP)
+        state = probes.states.get(Phase.STARTUP)
+        if check is not None and check.kind is CheckKind.NOTIFY:
+            return "the service never sent READY=1 to NOTIFY_SOCKET"
+        if check is None or state is None or state.last is None:
+            return "its startup check never answered"
+        return f"{check.target()}: {state.last.detail} ({state.probes} probes)"
+
+    def _boot_history(self, name: str) -> list[float]:
+        if name not in self._boots:
+            self._boots[name] = self.store.boots(name)
+        return self._boots[name]
+
+    def deadline_of(self, name: str) -> tuple[float, str]:
+        """The next boot's startup deadline, and how it came about (for `describe`)."""
+        spec = self.manifest.services[name]
+        deadline = startup_deadline(self._boot_history(name), spec.startup_deadline)
+        return deadline.seconds, deadline.describe()
+
+    def _probe_env(self, name: str, number: int) -> Mapping[str, str]:
+        try:
+            return service_env(self.manifest.services[name], number, self.base_env)
+        except SpawnError:  # an env_file gone since the start: probe with what is left
+            return {**self.base_env, **self.manifest.services[name].env}
+
     def _spawn(self, name: str, number: int) -> Event:
         spec = self.manifest.services[name]
         wall = time.time()
@@ -265,12 +596,25 @@ class Supervisor:
         log.mark(f"starting instance {number}: {shlex.join(spec.command)}", wall)
         fifo = str(self.run_dir / f"{name}.{number}.pipe")
         rfd = make_fifo(fifo)
+        cgroup: InstanceCgroup | None = None
+        notify: NotifySocket | None = None
         try:
             env = service_env(spec, number, self.base_env)
-            child = spawn(Launch(spec.command, spec.cwd, env, fifo, spec.user))
+            if needs_notify(spec):
+                notify = self.prober.open_notify(name, number)
+                env["NOTIFY_SOCKET"] = notify.address
+                if spec.health is not None and spec.health.watchdog is not None:
+                    env["WATCHDOG_USEC"] = str(int(spec.health.watchdog * 1_000_000))
+            cgroup = self._cgroup_for(name, number, spec)
+            procs = cgroup.procs_file if cgroup is not None else None
+            child = spawn(Launch(spec.command, spec.cwd, env, fifo, spec.user, procs))
         except SpawnError as e:
             os.close(rfd)
             _unlink(fifo)
+            if notify is not None:
+                notify.close()
+            if cgroup is not None:
+                cgroup.remove()
             log.mark(f"instance {number} could not start: {e}", wall)
             log.close(wall)
             self.store.add_instance(
@@ -285,7 +629,18 @@ class Supervisor:
             return SpawnFailed(number, str(e), e.deterministic)
         pid = child.pid
         reader = FifoReader(self.loop, rfd, lambda data: log.write(data, time.time()))
-        self.live[name] = LiveInstance(name, number, pid, wall, fifo, reader, log)
+        self.live[name] = LiveInstance(
+            name,
+            number,
+            pid,
+            wall,
+            fifo,
+            reader,
+            log,
+            cgroup=cgroup,
+            memory_limit=spec.memory,
+            started_mono=time.monotonic(),
+        )
         self.watcher.watch(pid, lambda exit: self.enqueue(ExitObserved(name, number, exit)), child)
         self.store.add_instance(
             name,
@@ -294,8 +649,31 @@ class Supervisor:
             proc_start=process_start_time(pid),
             started=wall,
             command=spec.command,
+            memory_limit=spec.memory,
+            cgroup=cgroup.path if cgroup is not None else None,
+            notify=notify.address if notify is not None else None,
         )
-        return Spawned(number, pid)
+        if notify is not None:
+            self._notify[name] = notify
+        boots = self._boot_history(name)
+        deadline = startup_deadline(boots, spec.startup_deadline)
+        return Spawned(number, pid, deadline=deadline.seconds, typical_boot=typical_boot(boots))
+
+    def _cgroup_for(self, name: str, number: int, spec: ServiceSpec) -> InstanceCgroup | None:
+        if self.cgroups is None or not self.cgroups.available:
+            return None
+        try:
+            return self.cgroups.create(name, number, spec.memory)
+        except CgroupError as e:
+            if spec.memory is not None:
+                self.emit(
+                    name,
+                    "warning",
+                    "NoCgroup",
+                    f"{e}; the memory limit is enforced by the RSS watchdog instead",
+                    instance=number,
+                )
+            return None
 
     def _cancel_timer(self, name: str, kind: TimerKind) -> None:
         handle = self._timers.pop((name, kind), None)
@@ -308,9 +686,9 @@ class Supervisor:
         ]
 
     def waiting_for(self, name: str) -> tuple[str, ...]:
-        """The dependencies of `name` that are not running."""
+        """The dependencies of `name` that are not ready."""
         deps = self.manifest.services[name].depends_on
-        return tuple(d for d in deps if self.records[d].state is not State.RUNNING)
+        return tuple(d for d in deps if not self.records[d].ready)
 
     # ── shutdown ─────────────────────────────────────────────────────────────────────────
 
@@ -324,6 +702,10 @@ class Supervisor:
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
+        self.prober.close()
+        for notify in self._notify.values():
+            notify.close()
+        self._notify.clear()
         for live in self.live.values():
             live.reader.close()
             live.log.close(time.time())
@@ -337,15 +719,34 @@ def _record_json(record: ServiceRecord) -> dict[str, Any]:
 
 
 def record_from_json(data: dict[str, Any]) -> ServiceRecord:
+    """A record saved by an earlier agent; fields it did not know keep their defaults."""
+    known = {f.name for f in fields(ServiceRecord)}
     exit_data = data.get("last_exit")
     return ServiceRecord(
         **{
-            **data,
+            **{k: v for k, v in data.items() if k in known},
             "state": State(data["state"]),
             "last_exit": ExitStatus(**exit_data) if exit_data else None,
             "waiting_for": tuple(data.get("waiting_for", ())),
         }
     )
+
+
+def _fresh_record(spec: ServiceSpec) -> ServiceRecord:
+    return ServiceRecord(
+        spec.name,
+        stop_signal=int(spec.stop_signal),
+        stop_timeout=spec.stop_timeout,
+        startup_check=spec.startup_check is not None,
+    )
+
+
+def _remove_later(cgroup: InstanceCgroup) -> None:
+    """Remove an ended instance's cgroup once its last process is gone (best effort)."""
+    try:
+        cgroup.remove()
+    except CgroupError:
+        pass
 
 
 def _same_process(pid: int, recorded_start: float | None) -> bool:
