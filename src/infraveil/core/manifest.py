@@ -65,7 +65,8 @@ def _toml_error_line(message: str, source: str) -> int | None:
         return int(found.group(1))
     if "end of document" in message:
         # The problem (an unclosed string or array) is on the last line that has anything.
-        return max(1, len(source.rstrip().splitlines()))
+        # TOML ends lines at "\n" only (splitlines would also split at \v, \f, \x1c, ...).
+        return max(1, source.rstrip().count("\n") + 1)
     return None
 
 
