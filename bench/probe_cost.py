@@ -25,10 +25,14 @@ threads. Two measurements per candidate:
 Candidates: aiohttp's client (one shared `ClientSession`, `TCPConnector(force_close=True)`, a
 per-request timeout, redirects not followed); a minimal `asyncio.Protocol` through
 `loop.create_connection` that writes the request and parses the status line; and
-`infraveil.runtime.probes.http_probe`, the same parser on a bare non-blocking socket driven by
-the loop's `sock_connect` / `sock_sendall` / `sock_recv` (no transport object); also
+`infraveil.runtime.probes.http_probe`, the same parser on a bare non-blocking socket; also
 `tcp_probe` (connect and close) as the floor any TCP-based probe pays. The exit status is 1
 if any probe failed (the figures would not be comparable).
+
+Since the first report (bench/results/2026-11-21-probe-cost.md) the agent runs all its probes
+on one shared `ProbeReactor` (one epoll set, no task per probe), and `http_probe` became a
+wrapper that makes a reactor for its single probe, so its figure here now includes creating
+an epoll set per probe. The agent's real cost per probe is measured by bench/health.py.
 """
 
 from __future__ import annotations

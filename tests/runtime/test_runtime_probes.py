@@ -22,6 +22,8 @@ import pytest
 from infraveil.core.checks import ProbeResult
 from infraveil.runtime.probes import (
     MAX_HEAD,
+    ProbeReactor,
+    address_of,
     exec_probe,
     http_probe,
     parse_status_line,
@@ -590,3 +592,71 @@ def test_exec_cancelled_probe_kills_its_command_and_reaps_it(
         await wait_for_async(lambda: process_state(pid) is None, 5, "the command to be reaped")
 
     asyncio.run(main())
+
+
+# ── the reactor the agent runs its probes on ────────────────────────────────────────────────
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_reactor_runs_many_probes_at_once_and_hands_results_over_in_batches() -> None:
+    wedged: list[asyncio.StreamWriter] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        if b"/wedged" in head:
+            wedged.append(writer)
+            await asyncio.sleep(3600)
+        code = b"200 OK" if b"/ok" in head else b"503 Service Unavailable"
+        writer.write(b"HTTP/1.1 " + code + b"\r\n\r\n")
+        await writer.drain()
+
+    async def main() -> tuple[list[list[tuple[object, ProbeResult]]], int, int]:
+        batches: list[list[tuple[object, ProbeResult]]] = []
+        loop = asyncio.get_running_loop()
+        before = open_fds()
+        async with serving(handler) as port:
+            free = socket.socket()
+            free.bind(("127.0.0.1", 0))
+            closed_port = free.getsockname()[1]
+            free.close()
+            reactor = ProbeReactor(loop, batches.append)
+            address = address_of("127.0.0.1", port)
+            assert address is not None
+            for n in range(40):
+                reactor.http(("ok", n), address, "127.0.0.1", port, "/ok", 3.0)
+            for n in range(5):
+                reactor.http(("bad", n), address, "127.0.0.1", port, "/bad", 3.0)
+            reactor.http("wedged", address, "127.0.0.1", port, "/wedged", 0.3)
+            reactor.http("cancelled", address, "127.0.0.1", port, "/wedged", 0.3)
+            reactor.cancel("cancelled")
+            refused = address_of("127.0.0.1", closed_port)
+            assert refused is not None
+            reactor.tcp("refused", refused, "127.0.0.1", closed_port, 3.0)
+            reactor.tcp("tcp", address, "127.0.0.1", port, 3.0)
+            # the same key again replaces the probe: one result for it, not two
+            reactor.tcp("tcp", address, "127.0.0.1", port, 3.0)
+            await wait_for_async(
+                lambda: sum(map(len, batches)) >= 48 and reactor.running == 0,
+                5,
+                "every probe's result",
+            )
+        during = open_fds()  # the server and its connections are closed by now
+        reactor.close()
+        return batches, before, during
+
+    batches, before, during = asyncio.run(main())
+    results = dict(r for batch in batches for r in batch)
+    assert sum(map(len, batches)) == len(results) == 48  # nothing twice, "cancelled" never
+    assert len(batches) < 48, "results that are ready together come in one batch"
+    assert all(results[("ok", n)].detail == "HTTP 200" for n in range(40))
+    assert all(
+        results[("bad", n)].detail == "HTTP 503 Service Unavailable for GET /bad" for n in range(5)
+    )
+    assert results["wedged"].detail == "no answer within 0.3s (GET /wedged)"
+    assert results["refused"].refused and results["refused"].detail.startswith("nothing listening")
+    assert results["tcp"].ok
+    assert "cancelled" not in results
+    assert during <= before + 1  # every probe's socket is closed (the reactor's epoll remains)

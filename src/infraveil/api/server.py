@@ -139,7 +139,7 @@ async def get_status(request: web.Request) -> web.StreamResponse:
     if request.query.get("wait") == "settled":
 
         def all_settled(s: Snapshot) -> bool:
-            return all(v.record.state in SETTLED for v in s.services.values())
+            return not s.starting and all(v.record.state in SETTLED for v in s.services.values())
 
         settled = await agent.wait_until(all_settled, _float(request, "timeout", 30.0))
     now = time.monotonic()

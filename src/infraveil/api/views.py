@@ -14,6 +14,7 @@ from infraveil.core.checks import CheckKind, CheckSpec
 from infraveil.core.lifecycle import State
 from infraveil.core.spec import ServiceSpec
 from infraveil.daemon.agent import ServiceView, Snapshot
+from infraveil.daemon.probing import history_json
 
 SCHEMAS: dict[str, dict[str, str]] = {
     "ServiceStatus": {
@@ -108,7 +109,7 @@ def service_status(view: ServiceView, now_mono: float | None = None) -> dict[str
 def health(view: ServiceView) -> dict[str, Any]:
     """How the service's health is watched and what the checks of its live instance found."""
     return {
-        "checks": dict(view.checks),
+        "checks": history_json(view.checks),
         "startup_deadline": view.deadline or None,
         "memory_enforced_by": view.memory_enforced_by or None,
         "notify_status": view.notify_status or None,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from infraveil.core.checks import ProbeResult
 from infraveil.core.units import format_duration
@@ -72,13 +72,13 @@ def observe(
 ) -> tuple[CheckState, bool]:
     """Add one result; also whether the check flipped (its first result counts as a flip)."""
     flipped = state.passing is not result.ok
-    history = (*state.history, ProbeRecord(wall, result.ok, result.detail))[-HISTORY:]
+    history = (*state.history[1 - HISTORY :], ProbeRecord(wall, result.ok, result.detail))
+    # (built directly, not with dataclasses.replace: this runs for every probe)
     if result.ok:
-        state = replace(state, passing=True, failures=0, failing_since=None)
-    else:
-        since = state.failing_since if state.failing_since is not None else now
-        state = replace(state, passing=False, failures=state.failures + 1, failing_since=since)
-    return replace(state, last=result, history=history, probes=state.probes + 1), flipped
+        return CheckState(True, 0, None, result, history, state.probes + 1), flipped
+    since = state.failing_since if state.failing_since is not None else now
+    failures = state.failures + 1
+    return CheckState(False, failures, since, result, history, state.probes + 1), flipped
 
 
 def stays_unhealthy(state: CheckState, now: float) -> bool:

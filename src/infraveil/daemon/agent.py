@@ -2,8 +2,8 @@
 
 Everything that happens — a process exit, a timer, an API command, a signal to the agent, a
 memory sample — is put on one asyncio queue; `run()` takes items off it one at a time and is
-the only code that changes service state. Signal handlers only enqueue. After every item the
-agent publishes an immutable `Snapshot`, which is all the API ever reads.
+the only code that changes service state. Signal handlers only enqueue. The API reads only
+immutable `Snapshot`s, built on the first read after a change.
 """
 
 from __future__ import annotations
@@ -31,7 +31,14 @@ from infraveil.core.lifecycle import (
 )
 from infraveil.core.spec import Manifest, ServiceSpec
 from infraveil.daemon.inputs import POLL_EVERY
-from infraveil.daemon.probing import NotifyReceived, ProbeDone, ProbeStats, history_json
+from infraveil.daemon.probing import (
+    NotifyReceived,
+    Phase,
+    ProbeDone,
+    ProbeStats,
+    ProbeView,
+    probe_states,
+)
 from infraveil.daemon.supervisor import ExitObserved, Supervisor, TimerDue, record_from_json
 from infraveil.runtime.cgroups import Cgroups
 from infraveil.runtime.lock import AgentLock
@@ -44,10 +51,12 @@ class Closable(Protocol):
     async def cleanup(self) -> None: ...
 
 
-_NO_CHECKS: Mapping[str, object] = MappingProxyType({})
+_NO_CHECKS: Mapping[Phase, ProbeView] = MappingProxyType({})
 
 MEMORY_SAMPLE_EVERY = 10.0
 """Seconds between memory samples of every service (one pass over /proc, or its cgroup)."""
+YIELD_EVERY = 0.005
+"""Seconds of work on queued inputs after which the agent lets the event loop run."""
 WATCHDOG_SAMPLE_EVERY = 1.0
 """Seconds between samples of the services whose memory limit the RSS watchdog enforces."""
 
@@ -59,8 +68,8 @@ class ServiceView:
     started_wall: float | None
     rss: int | None
     peak_rss: int | None
-    checks: Mapping[str, object] = field(default_factory=lambda: _NO_CHECKS)
-    """The live instance's probe results by phase (startup, ready, health)."""
+    checks: Mapping[Phase, ProbeView] = field(default_factory=lambda: _NO_CHECKS)
+    """The live instance's checks and their results, by phase (startup, ready, health)."""
     deadline: str = ""
     """The next startup deadline and where it comes from."""
     memory_limit: int | None = None
@@ -81,6 +90,8 @@ class Snapshot:
     stopping: bool
     cgroups: str = ""
     """"cgroup v1", "cgroup v2", or why cgroups cannot be used."""
+    starting: bool = False
+    """Still going through the services to start them (at agent start)."""
     probes: ProbeStats | None = None
 
 
@@ -108,6 +119,16 @@ class InputsTick:
     """Time to look at what halted services depend on."""
 
 
+@dataclass(frozen=True)
+class StartNext:
+    """Start the next service in dependency order (then queue another StartNext).
+
+    One service per queue item, so that what the first services do (their probe results,
+    their exits) is handled between the starts of the next ones: with hundreds of services,
+    starting them all in one go would hold the loop for seconds and skew every boot time.
+    """
+
+
 @dataclass
 class Agent:
     manifest: Manifest
@@ -117,13 +138,18 @@ class Agent:
     serve_api: Callable[[Agent, Path], Awaitable[Closable]] | None = None
     """Starts the API on the agent's socket (the API sits above the daemon; the CLI wires it)."""
     base_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    snapshot: Snapshot = field(init=False)
+    _snapshot: Snapshot | None = field(init=False, default=None)
+    _dirty: bool = field(init=False, default=True)
+    _waiting: int = field(init=False, default=0)
+    """Callers in `wait_until`."""
     _queue: asyncio.Queue[object] = field(init=False)
     _changed: asyncio.Event = field(init=False)
     _watchers: set[asyncio.Queue[EventRow | None]] = field(init=False, default_factory=set)
     _stopping: bool = field(init=False, default=False)
     _started_wall: float = field(init=False, default_factory=time.time)
     _views: dict[str, ServiceView] = field(init=False, default_factory=dict)
+    _to_start: list[tuple[str, bool]] = field(init=False, default_factory=list)
+    """(service, whether to start it) still to go through at startup, in dependency order."""
     _cgroups: Cgroups | None = field(init=False, default=None)
     use_cgroups: bool = field(
         default_factory=lambda: os.environ.get("INFRAVEIL_CGROUPS", "").lower() != "off"
@@ -175,13 +201,10 @@ class Agent:
             )
             self._say_how_memory_is_limited()
             adopted = self._adopt_previous_instances()
+            self._to_start = [(name, name not in adopted) for name in self.manifest.start_order()]
             self._publish()
             self.on_ready()  # the API answers from here on; services start next
-            for name in self.manifest.start_order():
-                self.supervisor.handle(name, DependenciesChanged(self.supervisor.waiting_for(name)))
-                if name not in adopted:
-                    self.supervisor.handle(name, StartRequested())
-            self._publish()
+            self._queue.put_nowait(StartNext())
             tickers = [
                 asyncio.create_task(self._sample_memory()),
                 asyncio.create_task(self._tick(POLL_EVERY, InputsTick)),
@@ -251,9 +274,13 @@ class Agent:
         return adopted
 
     async def _consume(self) -> None:
+        loop = asyncio.get_running_loop()
+        since_yield = loop.time()
         while True:
             item = await self._queue.get()
             match item:
+                case StartNext():
+                    self._start_next()
                 case ExitObserved():
                     self.supervisor.exited(item)
                 case ProbeDone():
@@ -283,6 +310,23 @@ class Agent:
                 self._publish()
                 return
             self._publish()
+            if self._queue.empty():
+                since_yield = loop.time()
+            elif loop.time() - since_yield > YIELD_EVERY:
+                # a long batch: let timers, I/O and API requests in
+                await asyncio.sleep(0)
+                since_yield = loop.time()
+
+    def _start_next(self) -> None:
+        if not self._to_start or self._stopping:
+            self._to_start.clear()
+            return
+        name, start = self._to_start.pop(0)
+        self.supervisor.handle(name, DependenciesChanged(self.supervisor.waiting_for(name)))
+        if start:
+            self.supervisor.handle(name, StartRequested())
+        if self._to_start:
+            self._queue.put_nowait(StartNext())
 
     def _advance_shutdown(self) -> bool:
         """Stop each service once nothing that depends on it is still up; True when all are down."""
@@ -336,10 +380,13 @@ class Agent:
             if remaining <= 0:
                 return False
             changed = self._changed
+            self._waiting += 1
             try:
                 await asyncio.wait_for(changed.wait(), remaining)
             except TimeoutError:
                 return done(self.snapshot)
+            finally:
+                self._waiting -= 1
         return True
 
     def watch_events(self) -> asyncio.Queue[EventRow | None]:
@@ -360,10 +407,30 @@ class Agent:
                 watcher.put_nowait(None)
         self.on_event(row)
 
+    @property
+    def snapshot(self) -> Snapshot:
+        """What the agent knows now, as an immutable snapshot.
+
+        Built when first read after a change, not at every change: with hundreds of services
+        probed every few seconds, most states are never looked at. Reads happen only between
+        two inputs (everything runs on one loop), so a snapshot is always consistent.
+        """
+        if self._dirty or self._snapshot is None:
+            self._snapshot = self._build_snapshot()
+            self._dirty = False
+        return self._snapshot
+
     def _publish(self) -> None:
-        """Publish a new snapshot; only the services that changed get new views."""
+        """The state changed: the next read builds a fresh snapshot; waiters look again."""
+        self._dirty = True
+        if self._waiting:  # (most changes have nobody waiting: no new Event for them)
+            self._changed.set()
+            self._changed = asyncio.Event()
+
+    def _build_snapshot(self) -> Snapshot:
+        """A new snapshot; only the services that changed get new views."""
         sup = self.supervisor
-        changed = sup.changed if self._views else set(self.manifest.services)
+        changed = sup.changed if self._views else self.manifest.services
         for name in changed:  # every change of a record or a live instance marks its service
             self._views[name] = self._view(name)
         sup.changed.clear()
@@ -374,18 +441,17 @@ class Agent:
             cgroups_text = f"cgroup v{cgroups.version}"
         else:
             cgroups_text = f"unavailable: {cgroups.why_not}"
-        self.snapshot = Snapshot(
-            services=MappingProxyType({name: self._views[name] for name in self.manifest.services}),
+        return Snapshot(
+            services=MappingProxyType(dict(self._views)),  # in manifest order: built so first
             pid=os.getpid(),
             started_wall=self._started_wall,
             state_dir=str(self.state_dir),
             manifest=self.manifest.path,
             stopping=self._stopping,
             cgroups=cgroups_text,
+            starting=bool(self._to_start),
             probes=sup.prober.stats,
         )
-        self._changed.set()
-        self._changed = asyncio.Event()
 
     def _view(self, name: str) -> ServiceView:
         sup = self.supervisor
@@ -401,7 +467,7 @@ class Agent:
             started_wall=live.started_wall if live else None,
             rss=live.rss if live else None,
             peak_rss=live.peak_rss if live else None,
-            checks=MappingProxyType(history_json(probes)) if probes is not None else _NO_CHECKS,
+            checks=probe_states(probes) if probes is not None else _NO_CHECKS,
             deadline=sup.deadline_of(name)[1] if spec.startup_check is not None else "",
             memory_limit=spec.memory,
             memory_enforced_by=enforced,

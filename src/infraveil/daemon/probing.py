@@ -30,14 +30,15 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from types import MappingProxyType
+from typing import Any, cast
 
 from infraveil.core.checks import CheckKind, CheckSpec, ProbeResult
 from infraveil.core.health import CheckState, observe
 from infraveil.core.spec import ServiceSpec
 from infraveil.core.units import format_duration
 from infraveil.runtime.notify import NotifySocket, process_group_of
-from infraveil.runtime.probes import exec_probe, http_probe, tcp_probe
+from infraveil.runtime.probes import Address, ProbeReactor, Results, address_of, exec_probe
 
 STARTUP_RAMP = (0.05, 0.1, 0.2, 0.4)
 """Delays of the first startup probes, before the `startup_interval` cadence."""
@@ -102,7 +103,10 @@ class InstanceProbes:
     """WATCHDOG=trigger came: the current watchdog period fails."""
     watchdog: float | None = None
     timers: dict[Phase, asyncio.TimerHandle] = field(default_factory=dict)
-    tasks: dict[Phase, asyncio.Future[Any]] = field(default_factory=dict)
+    last_due: dict[Phase, float] = field(default_factory=dict)
+    """When the latest probe of each phase was due: the next one is due a period later."""
+    exec_tasks: dict[Phase, asyncio.Future[Any]] = field(default_factory=dict)
+    addresses: dict[Phase, Address | None] = field(default_factory=dict)
     rounds: dict[Phase, int] = field(default_factory=dict)
 
     def active(self) -> tuple[Phase, ...]:
@@ -146,6 +150,9 @@ class Prober:
         self._cwd_for = cwd_for
         self.instances: dict[str, InstanceProbes] = {}
         self.stats = ProbeStats()
+        self._reactor = ProbeReactor(loop, self._results)
+        self._slots: dict[float, list[tuple[InstanceProbes, Phase]]] = {}
+        """Probes due at each grid time; one timer per time, not one per probe."""
 
     # ── lifecycle of an instance's probes ────────────────────────────────────────────────
 
@@ -201,6 +208,7 @@ class Prober:
     def close(self) -> None:
         for service in list(self.instances):
             self.stop(service)
+        self._reactor.close()
 
     # ── results ──────────────────────────────────────────────────────────────────────────
 
@@ -209,7 +217,6 @@ class Prober:
         probes = self.instances.get(done.service)
         if probes is None or probes.instance != done.instance:
             return None
-        probes.tasks.pop(done.phase, None)
         if done.phase not in probes.active():
             return None  # the phase is over (e.g. a startup probe that ended after startup)
         before = probes.states.get(done.phase, CheckState())
@@ -258,10 +265,29 @@ class Prober:
             delay = min(ramp, check.startup_interval)
         else:
             delay = check.interval
-        due = self._loop.time() + delay
+        now = self._loop.time()
+        due = now + delay
         if delay >= 1.0:
-            due = math.ceil(due / GRID) * GRID
-        probes.timers[phase] = self._loop.call_at(due, self._due, probes, phase, due)
+            # a fixed rate: a period after the last one was due, not after it finished
+            previous = probes.last_due.get(phase)
+            if previous is not None and previous + delay > now:
+                due = previous + delay
+            due = math.ceil(due / GRID - 1e-9) * GRID
+        probes.last_due[phase] = due
+        if delay < 1.0:
+            probes.timers[phase] = self._loop.call_at(due, self._due, probes, phase, due)
+            return
+        slot = self._slots.get(due)
+        if slot is None:
+            slot = self._slots[due] = []
+            self._loop.call_at(due, self._slot_due, due)
+        slot.append((probes, phase))
+
+    def _slot_due(self, due: float) -> None:
+        for probes, phase in self._slots.pop(due, ()):
+            # (an instance that ended, or a phase that is over, keeps no probe here)
+            if self.instances.get(probes.service) is probes and probes.last_due.get(phase) == due:
+                self._due(probes, phase, due)
 
     def _due(self, probes: InstanceProbes, phase: Phase, due: float) -> None:
         probes.timers.pop(phase, None)
@@ -276,35 +302,39 @@ class Prober:
             result = self._watchdog_result(probes, due)
             self._enqueue(ProbeDone(probes.service, probes.instance, phase, result, time.time()))
             return
-        task = asyncio.ensure_future(self._run(probes, check))
-        probes.tasks[phase] = task
-        task.add_done_callback(
-            lambda t: (
-                None
-                if t.cancelled()
-                else self._enqueue(
-                    ProbeDone(probes.service, probes.instance, phase, t.result(), time.time())
-                )
+        key = (probes.service, probes.instance, phase)
+        if check.kind is CheckKind.EXEC:
+            task = asyncio.ensure_future(self._run_exec(probes, check))
+            task.add_done_callback(
+                lambda t: None if t.cancelled() else self._results([(key, t.result())])
             )
-        )
+            probes.exec_tasks[phase] = task
+            return
+        assert check.port is not None
+        address = probes.addresses.get(phase)
+        if address is None:
+            address = probes.addresses[phase] = address_of(check.host, check.port)
+        if address is None:  # the manifest allows only IP addresses: never a lookup here
+            self._results([(key, ProbeResult(False, f"{check.host} is not an IP address"))])
+        elif check.kind is CheckKind.HTTP:
+            self._reactor.http(key, address, check.host, check.port, check.path, check.timeout)
+        else:
+            self._reactor.tcp(key, address, check.host, check.port, check.timeout)
 
-    async def _run(self, probes: InstanceProbes, check: CheckSpec) -> ProbeResult:
-        match check.kind:
-            case CheckKind.HTTP:
-                assert check.port is not None
-                return await http_probe(check.host, check.port, check.path, check.timeout)
-            case CheckKind.TCP:
-                assert check.port is not None
-                return await tcp_probe(check.host, check.port, check.timeout)
-            case CheckKind.EXEC:
-                return await exec_probe(
-                    check.command,
-                    env=self._env_for(probes.service, probes.instance),
-                    cwd=self._cwd_for(probes.service),
-                    timeout=check.timeout,
-                    popen_kwargs=self._popen_for(probes.service),
-                )
-        raise AssertionError(f"no runner for {check.kind}")
+    def _results(self, results: Results) -> None:
+        wall = time.time()
+        for key, result in results:
+            service, instance, phase = cast(tuple[str, int, Phase], key)
+            self._enqueue(ProbeDone(service, instance, phase, result, wall))
+
+    async def _run_exec(self, probes: InstanceProbes, check: CheckSpec) -> ProbeResult:
+        return await exec_probe(
+            check.command,
+            env=self._env_for(probes.service, probes.instance),
+            cwd=self._cwd_for(probes.service),
+            timeout=check.timeout,
+            popen_kwargs=self._popen_for(probes.service),
+        )
 
     def _watchdog_result(self, probes: InstanceProbes, due: float) -> ProbeResult:
         assert probes.watchdog is not None
@@ -321,21 +351,33 @@ class Prober:
         for handle in probes.timers.values():
             handle.cancel()
         probes.timers.clear()
-        for task in probes.tasks.values():
+        for task in probes.exec_tasks.values():
             task.cancel()
-        probes.tasks.clear()
+        probes.exec_tasks.clear()
+        for phase in Phase:
+            self._reactor.cancel((probes.service, probes.instance, phase))
         probes.rounds.clear()
+        probes.last_due.clear()
 
 
-def history_json(probes: InstanceProbes) -> dict[str, Any]:
-    """The probe results of an instance, by phase, for the store and the API."""
-    out: dict[str, Any] = {}
-    for phase, state in probes.states.items():
-        check = probes.checks[phase]
-        out[str(phase)] = {
+ProbeView = tuple[CheckSpec, CheckState]
+"""A check and what its probes found; both immutable, so snapshots can share them."""
+
+
+def probe_states(probes: InstanceProbes) -> Mapping[Phase, ProbeView]:
+    return MappingProxyType(
+        {phase: (probes.checks[phase], state) for phase, state in probes.states.items()}
+    )
+
+
+def history_json(states: Mapping[Phase, ProbeView]) -> dict[str, Any]:
+    """Probe results by phase, for the store and the API."""
+    return {
+        str(phase): {
             "target": check.target(),
             "passing": state.passing,
             "probes": state.probes,
             "history": [{"time": r.wall, "ok": r.ok, "detail": r.detail} for r in state.history],
         }
-    return out
+        for phase, (check, state) in states.items()
+    }

@@ -71,6 +71,7 @@ from infraveil.daemon.probing import (
     Prober,
     history_json,
     needs_notify,
+    probe_states,
 )
 from infraveil.runtime.capture import FifoReader
 from infraveil.runtime.cgroups import CgroupError, Cgroups, InstanceCgroup, kernel_oom_victim
@@ -214,7 +215,7 @@ class Supervisor:
         elif after.state not in (State.STARTING, State.RUNNING):
             ended = self.prober.stop(name)
             if ended is not None and ended.states:
-                self._probe_results[(name, ended.instance)] = history_json(ended)
+                self._probe_results[(name, ended.instance)] = history_json(probe_states(ended))
         if after.state is State.FAILED and before.state is not State.FAILED:
             self.inputs.watch(name, inputs_of(spec, self.manifest.path, after.reason))
         elif after.state is not State.FAILED and before.state is State.FAILED:
@@ -249,7 +250,7 @@ class Supervisor:
         live.log.close(wall)
         probing = self.prober.stop(name)
         if probing is not None and probing.instance == live.number and probing.states:
-            self._probe_results[(name, live.number)] = history_json(probing)
+            self._probe_results[(name, live.number)] = history_json(probe_states(probing))
         probes = self._probe_results.pop((name, live.number), None)
         self.store.end_instance(
             name,
@@ -397,6 +398,8 @@ class Supervisor:
         self.changed.add(name)
         record = self.records[name]
         check = probes.checks[done.phase]
+        if done.result.ok and not flipped and not record.degraded:
+            return  # the usual case, 200 times a second with 500 services: nothing to do
         detail = f"{check.target()}: {done.result.detail}"
         if done.phase is Phase.STARTUP:
             if done.result.ok:

@@ -16,28 +16,33 @@ so:
   pipe on the event loop, not with `asyncio.create_subprocess_exec`, whose child watcher in
   Python 3.11 is a thread per child.
 
-HTTP is a bare non-blocking socket driven by the loop's `sock_connect` / `sock_sendall` /
-`sock_recv`, plus a small parser for the status line (`HTTP/1.x SP 3DIGIT SP reason CRLF`),
+HTTP and TCP probes are non-blocking sockets on a `ProbeReactor` (one epoll set, results in
+batches), plus a small parser for the status line (`HTTP/1.x SP 3DIGIT SP reason CRLF`),
 chosen by measurement (`bench/probe_cost.py`; bench/results/2026-11-21-probe-cost.md, a 2-vCPU
-AMD EPYC VM, CPython 3.11.7). Agent CPU per probe, 3000 probes 50 at a time: 105 µs, against
-210 µs for aiohttp's client (one shared session, `force_close=True`) and 124–159 µs for an
-`asyncio.Protocol` through `create_connection`. At 200 probes/s (500 services × 2 checks every
-5 s) with probes started 20 at a time: 116 µs, 2.3 % of a core, within the 3 % budget
-(≈150 µs); aiohttp needs 266 µs (5.3 %). Spread one probe per wake-up, every candidate is over
-budget (264 µs here, 518 µs with aiohttp): each wake-up of the loop costs ~70 µs on that VM,
-so the scheduler should start probes on a coarse grid to share wake-ups.
+AMD EPYC VM, CPython 3.11.7). Agent CPU per probe, 3000 probes 50 at a time: 105 µs with a
+bare socket and the loop's `sock_*` coroutines, against 210 µs for aiohttp's client (one
+shared session, `force_close=True`) and 124–159 µs for an `asyncio.Protocol` through
+`create_connection`. In the agent, with 500 services (bench/health.py), a task, a coroutine
+and the loop's per-socket callbacks for every probe still cost as much again as the probe, so
+the agent runs its probes on one reactor; `http_probe` / `tcp_probe` are awaitable wrappers
+of the same code.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import heapq
+import ipaddress
+import math
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -68,61 +73,332 @@ async def http_probe(host: str, port: int, path: str, timeout: float) -> ProbeRe
     a new client would see, and a kept-alive connection would hide a listener that is gone. The
     answer is read only until its status line is complete; then the connection is closed.
     """
+    return await _one(host, port, lambda r, a: r.http(0, a, host, port, path, timeout))
+
+
+async def tcp_probe(host: str, port: int, timeout: float) -> ProbeResult:
+    """Open a TCP connection to host:port and close it again; an accepted connection passes."""
+    return await _one(host, port, lambda r, a: r.tcp(0, a, host, port, timeout))
+
+
+async def _one(host: str, port: int, start: Callable[[ProbeReactor, Address], None]) -> ProbeResult:
+    """Run one probe on a reactor of its own; a host name is looked up first (in the loop's
+    resolver, a thread: the agent itself only probes IP addresses, see `address_of`)."""
     loop = asyncio.get_running_loop()
     started = time.monotonic()
-    what = f"GET {path}"
-    request = (
-        f"GET {_request_target(path)} HTTP/1.1\r\n"
-        f"Host: {_hostport(host, port)}\r\n"
-        "User-Agent: infraveil-probe/1\r\n"
-        "Accept: */*\r\n"
-        "Connection: close\r\n\r\n"
-    ).encode("ascii")
+    address = address_of(host, port)
+    if address is None:
+        try:
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as e:
+            return _connect_failure(e, host, port, f"{host}:{port}", started)
+        address = (infos[0][0], infos[0][4])
+    result: asyncio.Future[ProbeResult] = loop.create_future()
+    reactor = ProbeReactor(loop, lambda results: result.set_result(results[0][1]))
     try:
-        async with asyncio.timeout(timeout):
-            sock = await _connect(loop, host, port)
-            try:
-                await loop.sock_sendall(sock, request)
-                ok, detail = await _read_status(loop, sock, what)
-            finally:
-                sock.close()
-    except TimeoutError:
-        ok, detail = False, f"no answer within {format_duration(timeout)} ({what})"
-    except OSError as e:
-        return _connect_failure(e, host, port, what, started)
-    return ProbeResult(ok=ok, detail=detail, duration=time.monotonic() - started)
+        start(reactor, address)
+        return await result
+    finally:
+        reactor.close()
 
 
-async def _read_status(
-    loop: asyncio.AbstractEventLoop, sock: socket.socket, what: str
-) -> tuple[bool, str]:
-    """Read until the status line is known (at most MAX_HEAD bytes): (passed, detail)."""
-    head = b""
-    while True:
+Address = tuple[int, Any]
+"""An address family and a socket address, ready for `connect`."""
+
+
+def address_of(host: str, port: int) -> Address | None:
+    """The socket address of an IP literal; None for a host name (which needs a lookup)."""
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+    if ip.version == 6:
+        return socket.AF_INET6, (str(ip), port, 0, 0)
+    return socket.AF_INET, (str(ip), port)
+
+
+_CONNECTING, _READING = 1, 2
+
+
+class _Probe:
+    __slots__ = (
+        "deadline",
+        "done",
+        "fd",
+        "head",
+        "host",
+        "key",
+        "port",
+        "request",
+        "sock",
+        "started",
+        "step",
+        "timeout",
+        "what",
+    )
+
+    def __init__(
+        self,
+        key: object,
+        host: str,
+        port: int,
+        what: str,
+        request: bytes | None,
+        timeout: float,
+    ) -> None:
+        self.key = key
+        self.host, self.port, self.what = host, port, what
+        self.request = request
+        self.timeout = timeout
+        self.started = time.monotonic()
+        self.deadline = self.started + timeout
+        self.head = b""
+        self.step = _CONNECTING
+        self.done = False
+        self.sock: socket.socket | None = None
+        self.fd = -1
+
+
+Results = list[tuple[object, ProbeResult]]
+
+
+class ProbeReactor:
+    """Runs many TCP and HTTP probes at once on one epoll set, and hands over their results in
+    batches: `on_results([(key, result), ...])`.
+
+    The agent runs a probe per check every few seconds for every service — 200 a second for
+    500 services with two checks — so what a probe costs besides its system calls matters.
+    With a task, a coroutine and the loop's per-socket callbacks, that was as much again as
+    the probe itself (bench/health.py). Here a probe is a small record: its socket joins the
+    reactor's own epoll set (one C call), the loop watches only that set's descriptor, and one
+    wake-up serves every probe whose socket is ready. Deadlines are kept in a heap, checked by
+    one timer. Over loopback a connection is usually up when `connect` returns, and the
+    request is written at once; the loop is woken only for the answers.
+    """
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, on_results: Callable[[Results], None]
+    ) -> None:
+        self._loop = loop
+        self._on_results = on_results
+        self._epoll = select.epoll()
+        self._by_fd: dict[int, _Probe] = {}
+        self._by_key: dict[object, _Probe] = {}
+        self._deadlines: list[tuple[float, int, _Probe]] = []
+        self._sequence = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+        self._finished: Results = []
+        self._flush_soon: asyncio.Handle | None = None
+        self._requests: dict[tuple[str, int, str], bytes] = {}
+        """The request of each (host, port, path), built once."""
+        loop.add_reader(self._epoll.fileno(), self._ready)
+
+    @property
+    def running(self) -> int:
+        return len(self._by_key)
+
+    def http(
+        self, key: object, address: Address, host: str, port: int, path: str, timeout: float
+    ) -> None:
+        """Start `GET path`; its result comes with `key`. A probe with the same key is replaced."""
+        request = self._requests.get((host, port, path))
+        if request is None:
+            request = self._requests[(host, port, path)] = (
+                f"GET {_request_target(path)} HTTP/1.1\r\n"
+                f"Host: {_hostport(host, port)}\r\n"
+                "User-Agent: infraveil-probe/1\r\n"
+                "Accept: */*\r\n"
+                "Connection: close\r\n\r\n"
+            ).encode("ascii")
+        self._start(_Probe(key, host, port, f"GET {path}", request, timeout), address)
+
+    def tcp(self, key: object, address: Address, host: str, port: int, timeout: float) -> None:
+        what = f"TCP {_hostport(host, port)}"
+        self._start(_Probe(key, host, port, what, None, timeout), address)
+
+    def cancel(self, key: object) -> None:
+        """Forget the probe with `key`: its result never comes."""
+        probe = self._by_key.get(key)
+        if probe is not None:
+            self._end(probe)
+
+    def close(self) -> None:
+        for probe in list(self._by_key.values()):
+            self._end(probe)
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._flush_soon is not None:
+            self._flush_soon.cancel()
+        self._loop.remove_reader(self._epoll.fileno())
+        self._epoll.close()
+
+    # ── the steps of one probe ──
+
+    def _start(self, probe: _Probe, address: Address) -> None:
+        self.cancel(probe.key)
+        self._by_key[probe.key] = probe
+        family, sockaddr = address
         try:
-            data = await loop.sock_recv(sock, MAX_HEAD - len(head))
+            sock = socket.socket(
+                family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
+            )
+        except OSError as e:
+            self._fail(probe, e)
+            return
+        probe.sock, probe.fd = sock, sock.fileno()
+        self._by_fd[probe.fd] = probe
+        error = sock.connect_ex(sockaddr)
+        if error == 0:
+            self._connected(probe, registered=False)
+        elif error in (errno.EINPROGRESS, errno.EAGAIN):
+            self._epoll.register(probe.fd, select.EPOLLOUT)
+        else:
+            self._fail(probe, OSError(error, os.strerror(error)))
+            return
+        if not probe.done:
+            self._sequence += 1
+            heapq.heappush(self._deadlines, (probe.deadline, self._sequence, probe))
+            if probe.deadline < self._timer_at:
+                self._arm(probe.deadline)
+
+    def _connected(self, probe: _Probe, *, registered: bool) -> None:
+        if probe.request is None:
+            self._finish(probe, True, "TCP connect ok")
+            return
+        assert probe.sock is not None
+        try:
+            sent = probe.sock.send(probe.request)
+        except BlockingIOError:
+            sent = 0
+        except OSError as e:
+            self._finish(probe, False, f"{_strerror(e)} ({probe.what})")
+            return
+        probe.request = probe.request[sent:]
+        if probe.request:  # a full send buffer: not over loopback, but possible
+            events = select.EPOLLOUT
+        else:
+            probe.step = _READING
+            events = select.EPOLLIN
+        if registered:
+            self._epoll.modify(probe.fd, events)
+        else:
+            self._epoll.register(probe.fd, events)
+
+    def _readable(self, probe: _Probe) -> None:
+        assert probe.sock is not None
+        try:
+            data = probe.sock.recv(MAX_HEAD - len(probe.head))
+        except (BlockingIOError, InterruptedError):
+            return
         except OSError as e:  # a reset, typically: the peer closed with our request unread
-            return False, f"{_strerror(e)} ({what})"
+            self._finish(probe, False, f"{_strerror(e)} ({probe.what})")
+            return
         if not data:
-            if head:
-                return False, (
-                    f"connection closed after an incomplete HTTP answer {_excerpt(head)} ({what})"
-                )
-            return False, f"connection closed before an HTTP answer ({what})"
-        head += data
+            if probe.head:
+                excerpt = _excerpt(probe.head)
+                detail = f"connection closed after an incomplete HTTP answer {excerpt}"
+                self._finish(probe, False, f"{detail} ({probe.what})")
+            else:
+                detail = f"connection closed before an HTTP answer ({probe.what})"
+                self._finish(probe, False, detail)
+            return
+        probe.head += data
         try:
-            status = parse_status_line(head)
+            status = parse_status_line(probe.head)
         except ValueError:
-            return False, f"not an HTTP answer: {_excerpt(head)}"
-        if status is not None:
-            break
-        if len(head) >= MAX_HEAD:
-            return False, f"not an HTTP answer: {_excerpt(head)}"
-    code, reason = status
-    if 200 <= code < 400:
-        return True, f"HTTP {code}"
-    said = f"HTTP {code} {_printable(reason)}" if reason else f"HTTP {code}"
-    return False, f"{said} for {what}"
+            self._finish(probe, False, f"not an HTTP answer: {_excerpt(probe.head)}")
+            return
+        if status is None:
+            if len(probe.head) >= MAX_HEAD:
+                self._finish(probe, False, f"not an HTTP answer: {_excerpt(probe.head)}")
+            return
+        code, reason = status
+        if 200 <= code < 400:
+            self._finish(probe, True, f"HTTP {code}")
+            return
+        said = f"HTTP {code} {_printable(reason)}" if reason else f"HTTP {code}"
+        self._finish(probe, False, f"{said} for {probe.what}")
+
+    # ── the loop's callbacks ──
+
+    def _ready(self) -> None:
+        """The epoll set has ready sockets: take each one a step further."""
+        for fd, _events in self._epoll.poll(0):
+            probe = self._by_fd.get(fd)
+            if probe is None:
+                continue
+            if probe.step == _CONNECTING:
+                assert probe.sock is not None
+                error = probe.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if error:
+                    self._fail(probe, OSError(error, os.strerror(error)))
+                else:
+                    self._connected(probe, registered=True)
+            else:
+                self._readable(probe)
+        self._flush()
+
+    def _expire(self) -> None:
+        self._timer, self._timer_at = None, math.inf
+        now = time.monotonic()
+        heap = self._deadlines
+        while heap and (heap[0][2].done or heap[0][0] <= now):
+            _, _, probe = heapq.heappop(heap)
+            if not probe.done:
+                detail = f"no answer within {format_duration(probe.timeout)} ({probe.what})"
+                self._finish(probe, False, detail)
+        if heap:
+            self._arm(heap[0][0])
+        self._flush()
+
+    def _arm(self, at: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = at
+        # the heap's times are time.monotonic(), the loop's is its own clock
+        self._timer = self._loop.call_later(max(0.0, at - time.monotonic()), self._expire)
+
+    # ── the end of a probe ──
+
+    def _fail(self, probe: _Probe, e: OSError) -> None:
+        self._end(probe)
+        self._finished.append(
+            (probe.key, _connect_failure(e, probe.host, probe.port, probe.what, probe.started))
+        )
+        self._flush_later()
+
+    def _finish(self, probe: _Probe, ok: bool, detail: str) -> None:
+        self._end(probe)
+        duration = time.monotonic() - probe.started
+        self._finished.append((probe.key, ProbeResult(ok=ok, detail=detail, duration=duration)))
+        self._flush_later()
+
+    def _end(self, probe: _Probe) -> None:
+        probe.done = True
+        if self._by_key.get(probe.key) is probe:
+            del self._by_key[probe.key]
+        if probe.sock is not None:
+            self._by_fd.pop(probe.fd, None)
+            try:
+                self._epoll.unregister(probe.fd)
+            except (FileNotFoundError, OSError):  # never registered
+                pass
+            probe.sock.close()
+            probe.sock = None
+
+    def _flush_later(self) -> None:
+        """Results found outside `_ready` (at once, or by a timer) go out in one batch too."""
+        if self._flush_soon is None:
+            self._flush_soon = self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        if self._flush_soon is not None:
+            self._flush_soon.cancel()
+            self._flush_soon = None
+        if self._finished:
+            results, self._finished = self._finished, []
+            self._on_results(results)
 
 
 def parse_status_line(head: bytes) -> tuple[int, str] | None:
@@ -163,79 +439,7 @@ def _percent(c: str) -> str:
     return "".join(f"%{b:02X}" for b in c.encode("utf-8"))
 
 
-# ── TCP ───────────────────────────────────────────────────────────────────────────────────────
-
-
-async def tcp_probe(host: str, port: int, timeout: float) -> ProbeResult:
-    """Open a TCP connection to host:port and close it again; an accepted connection passes."""
-    loop = asyncio.get_running_loop()
-    started = time.monotonic()
-    what = f"TCP {_hostport(host, port)}"
-    try:
-        async with asyncio.timeout(timeout):
-            sock = await _connect(loop, host, port)
-    except TimeoutError:
-        detail = f"no answer within {format_duration(timeout)} ({what})"
-        return ProbeResult(ok=False, detail=detail, duration=time.monotonic() - started)
-    except OSError as e:
-        return _connect_failure(e, host, port, what, started)
-    sock.close()
-    return ProbeResult(ok=True, detail="TCP connect ok", duration=time.monotonic() - started)
-
-
-# ── connecting ────────────────────────────────────────────────────────────────────────────────
-
-
-async def _connect(loop: asyncio.AbstractEventLoop, host: str, port: int) -> socket.socket:
-    """A connected non-blocking socket to the first address of `host` that accepts.
-
-    If every address refuses, the refusal is raised (nothing listens); otherwise the first
-    other error, which says more than a refusal on one of several addresses.
-    """
-    try:  # an address: no lookup at all
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
-    except socket.gaierror:  # a name: the loop's resolver (a thread in the default executor)
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    errors: list[OSError] = []
-    for family, type_, proto, _, address in infos:
-        sock = socket.socket(family, type_, proto)
-        try:
-            sock.setblocking(False)
-            if not _connected_at_once(sock, address):
-                await loop.sock_connect(sock, address)  # EALREADY: it waits for writability
-            return sock
-        except OSError as e:
-            sock.close()
-            errors.append(e)
-        except BaseException:
-            sock.close()
-            raise
-    others = [e for e in errors if not isinstance(e, ConnectionRefusedError)]
-    if not errors:
-        raise OSError(f"{host} has no address")
-    raise (others or errors)[0]
-
-
-def _connected_at_once(sock: socket.socket, address: Any) -> bool:
-    """Start connecting; True if the connection is already up when `connect` returns.
-
-    Over loopback it nearly always is: the kernel processes the handshake before the call
-    returns (though it says EINPROGRESS). Checking saves a wake-up of the event loop, which
-    costs more CPU than the rest of a TCP probe (bench/probe_cost.py). Raises the refusal.
-    """
-    try:
-        sock.connect(address)
-        return True
-    except BlockingIOError:
-        pass
-    error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-    if error:
-        raise OSError(error, os.strerror(error))
-    try:
-        sock.getpeername()
-    except OSError:  # ENOTCONN: the handshake is still under way
-        return False
-    return True
+# ── failures ──────────────────────────────────────────────────────────────────────────────
 
 
 def _connect_failure(e: OSError, host: str, port: int, what: str, started: float) -> ProbeResult:
