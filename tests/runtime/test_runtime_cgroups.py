@@ -25,6 +25,7 @@ from infraveil.runtime.cgroups import (
     CgroupError,
     Cgroups,
     InstanceCgroup,
+    KernelLog,
     V2Plan,
     kernel_oom_victim,
     oom_kill_pids,
@@ -525,3 +526,21 @@ def test_kernel_oom_victim_reads_a_record_and_honours_since(tmp_path: Path) -> N
     assert kernel_oom_victim(4242, since=4.5, kmsg=str(kmsg)) is True
     assert kernel_oom_victim(4242, since=100.0, kmsg=str(kmsg)) is False  # logged at 5 s
     assert kernel_oom_victim(4242, kmsg=str(tmp_path / "none")) is None
+
+
+def test_the_kernel_log_is_read_from_the_agents_start_and_only_as_it_grows(
+    tmp_path: Path,
+) -> None:
+    kmsg = tmp_path / "kmsg"
+    kmsg.write_text("3,1,1000000,-;Out of memory: Killed process 111 (old) total-vm:1kB\n")
+    log = KernelLog(str(kmsg))
+    try:
+        assert log.oom_killed(111) is False  # before the agent started: not ours to judge
+        with kmsg.open("a") as f:
+            f.write("3,2,9000000,-;Memory cgroup out of memory: Killed process 222 (x) a:1kB\n")
+        assert log.oom_killed(222) is True
+        assert log.oom_killed(222, since=100.0) is False  # a reused pid, killed long before
+        assert log.oom_killed(333) is False
+    finally:
+        log.close()
+    assert KernelLog(str(tmp_path / "none")).oom_killed(222) is None

@@ -28,7 +28,7 @@ import hashlib
 import os
 import re
 import signal
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -619,8 +619,8 @@ def kernel_oom_victim(
 ) -> bool | None:
     """Whether the kernel log says the OOM killer killed `pid`; None if the log is unreadable.
 
-    For instances without a cgroup (a global OOM kill looks like any SIGKILL otherwise).
-    Best effort: the log is a ring buffer, so a kill may have scrolled out (False), and
+    Reads the whole log (the agent keeps a `KernelLog` open instead, which reads only what is
+    new). Best effort: the log is a ring buffer, so a kill may have scrolled out (False), and
     its pids are those of the initial pid namespace. `since` (time.monotonic() when the
     process started) skips older records, so a reused pid is not blamed for an old kill;
     the log's timestamps follow the kernel's local clock, which stays within KMSG_SLACK of
@@ -633,29 +633,72 @@ def kernel_oom_victim(
         fd = os.open(kmsg, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
-    found = False
     try:
-        while True:
-            try:
-                record = os.read(fd, 16384)
-            except BlockingIOError:  # the end of the log
-                break
-            except BrokenPipeError:  # the record was overwritten while we read: go on
-                continue
-            except InterruptedError:
-                continue
-            except OSError:  # e.g. EINVAL for a record longer than the buffer: stop there
-                break
-            if not record:
-                break
-            header, _, message = record.decode("utf-8", "replace").partition(";")
-            fields = header.split(",")  # priority,sequence,microseconds,flags[,...]
-            logged = int(fields[2]) / 1e6 if len(fields) >= 3 and fields[2].isdigit() else None
-            if since is not None and logged is not None and logged < since - KMSG_SLACK:
-                continue
-            first_line = message.partition("\n")[0]  # continuation lines are KEY=value pairs
-            if pid in oom_kill_pids(first_line):
-                found = True
+        return any(
+            pid in victims and (since is None or logged is None or logged >= since - KMSG_SLACK)
+            for logged, victims in _oom_records(fd)
+        )
     finally:
         os.close(fd)
-    return found
+
+
+class KernelLog:
+    """The kernel log from the agent's start on, read as it grows: whom the OOM killer killed.
+
+    Reading all of /dev/kmsg at every SIGKILL costs milliseconds (its ring buffer is often
+    full); this keeps the descriptor open at the end of the log and reads only new records.
+    """
+
+    KEEP = 1024
+    """Victims remembered (newest)."""
+
+    def __init__(self, kmsg: str = "/dev/kmsg") -> None:
+        self._victims: dict[int, float | None] = {}
+        try:
+            self._fd: int | None = os.open(kmsg, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            os.lseek(self._fd, 0, os.SEEK_END)  # only what happens from now on
+        except OSError:
+            self._fd = None
+
+    def oom_killed(self, pid: int, *, since: float | None = None) -> bool | None:
+        """Whether the OOM killer killed `pid` (after `since`); None if the log is unreadable."""
+        if self._fd is None:
+            return None
+        for logged, victims in _oom_records(self._fd):
+            for victim in victims:
+                self._victims[victim] = logged
+        while len(self._victims) > self.KEEP:
+            del self._victims[next(iter(self._victims))]
+        if pid not in self._victims:
+            return False
+        logged = self._victims[pid]
+        return since is None or logged is None or logged >= since - KMSG_SLACK
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _oom_records(fd: int) -> Iterator[tuple[float | None, set[int]]]:
+    """(when, pids) of every OOM kill in the records readable from `fd`, up to the end."""
+    while True:
+        try:
+            record = os.read(fd, 16384)
+        except BlockingIOError:  # the end of the log
+            return
+        except BrokenPipeError:  # the record was overwritten while we read: go on
+            continue
+        except InterruptedError:
+            continue
+        except OSError:  # e.g. EINVAL for a record longer than the buffer: stop there
+            return
+        if not record:
+            return
+        header, _, message = record.decode("utf-8", "replace").partition(";")
+        fields = header.split(",")  # priority,sequence,microseconds,flags[,...]
+        logged = int(fields[2]) / 1e6 if len(fields) >= 3 and fields[2].isdigit() else None
+        first_line = message.partition("\n")[0]  # continuation lines are KEY=value pairs
+        victims = oom_kill_pids(first_line)
+        if victims:
+            yield logged, victims

@@ -272,14 +272,16 @@ class ExitWatcher:
     def _reap(self, pid: int, on_exit: Callable[[Exit], None]) -> None:
         child = self._children.pop(pid, None)
         status = ExitStatus(unknown=True)
+        peak: int | None = None
         if child is not None:
             try:
-                _, raw, _usage = os.wait4(pid, 0)  # the pidfd said it ended: this never blocks
+                _, raw, usage = os.wait4(pid, 0)  # the pidfd said it ended: this never blocks
+                peak = usage.ru_maxrss * 1024  # KiB on Linux: its largest process's peak
                 status = ExitStatus.from_wait_status(raw)
                 child.returncode = raw  # tell Popen it is reaped, so it never waits on it
             except ChildProcessError:
                 pass
-        on_exit(Exit(pid=pid, status=status))
+        on_exit(Exit(pid=pid, status=status, peak_rss=peak))
 
     def close(self) -> None:
         for pidfd in self._watched.values():
