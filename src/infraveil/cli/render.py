@@ -240,7 +240,8 @@ def event_line(e: Mapping[str, Any], *, show_service: bool = True) -> Text:
     parts = [Text(_clock(e["time"]), "dim"), Text("  ")]
     if show_service:
         parts += [Text(f"{e['service'] or '(agent)':<12}", "bold"), Text(" ")]
-    parts += [Text(f"{e['reason']:<12}", style), Text(" "), Text(e["message"], style)]
+    # (the longest reasons, DependencyNotReady and LivenessFailing, keep the messages aligned)
+    parts += [Text(f"{e['reason']:<18}", style), Text(" "), Text(e["message"], style)]
     return Text.assemble(*parts)
 
 
