@@ -36,9 +36,6 @@ import itertools
 import json
 import math
 import os
-import platform
-import resource
-import shlex
 import shutil
 import signal
 import socket
@@ -49,36 +46,50 @@ import tempfile
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infraveil.api.client import UnixHTTPConnection
+from harness import (
+    BIN,
+    INFRAVEIL,
+    ROOT,
+    TAG_VAR,
+    BenchError,
+    add_end_loadavg,
+    add_results_dir,
+    agent_get,
+    agent_pid,
+    command_line,
+    format_table,
+    infraveil_cli_version,
+    infraveil_down,
+    infraveil_up_detached,
+    interrupt_on_sigterm,
+    kill_child,
+    kill_tagged,
+    log,
+    machine_info,
+    machine_section,
+    mib,
+    proc_status,
+    process_alive,
+    raise_fd_limit,
+    run_ns,
+    shown_path,
+    wait_for,
+)
+
 from infraveil.core.checks import DEFAULT_INTERVAL, DEFAULT_STARTUP_INTERVAL, DEFAULT_TIMEOUT
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent  # the venv's bin/: infraveil (and py-spy, if installed)
-INFRAVEIL = str(BIN / "infraveil")
 SERVER = ROOT / "bench" / "programs" / "http_ok.py"
-
-TAG_VAR = "IVBENCH_TAG"
-"""Set in the environment of `infraveil up`; the agent and every service inherit it, so the
-processes of one run can be found (and killed) even if the agent is gone."""
 LOG_DIR_VAR = "HTTP_OK_LOG_DIR"
 """Where each http_ok.py server logs the arrival time of every request (see its docstring)."""
 
 CPU_TARGET_PCT = 3.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 POLL = 1.0  # seconds between status polls while waiting for readiness (500 rows a poll)
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-class BenchError(Exception):
-    pass
 
 
 # ── /proc readers ────────────────────────────────────────────────────────────────────────────
@@ -105,44 +116,10 @@ def cpu_seconds(pid: int) -> float | None:
     return None if times is None else times[0] + times[1]
 
 
-def run_ns(pid: int) -> int | None:
-    """Nanoseconds on a CPU of every live thread of `pid` (/proc/PID/task/*/schedstat).
-
-    Exact, unlike utime/stime: the scheduler accounts every nanosecond a task runs.
-    """
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return None
-    total = 0
-    for task in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
-                total += int(f.read().split()[0])
-        except (OSError, ValueError, IndexError):
-            continue
-    return total
-
-
-def proc_status(pid: int) -> dict[str, str]:
-    """/proc/PID/status as a dict ({} if the process is gone)."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            return dict(line.split(":\t", 1) for line in f.read().splitlines() if ":\t" in line)
-    except OSError:
-        return {}
-
-
 def kib_field(status: dict[str, str], key: str) -> int:
     """A `NNN kB` field of /proc/PID/status in bytes (0 when absent)."""
     value = status.get(key, "0 kB").split()
     return int(value[0]) * 1024 if value else 0
-
-
-def process_alive(pid: int) -> bool:
-    """True while `pid` runs (a zombie nobody has reaped yet counts as gone)."""
-    state = proc_status(pid).get("State", "")
-    return bool(state) and not state.startswith(("Z", "X"))
 
 
 def host_cpu() -> tuple[int, int]:
@@ -152,48 +129,6 @@ def host_cpu() -> tuple[int, int]:
     idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
     total = sum(values[:8])  # guest time is already counted in user
     return total - idle, total
-
-
-def tagged_pids(tag: str, exclude: Iterable[int] = ()) -> list[int]:
-    """Live processes of this user whose environment carries our tag."""
-    skip = {os.getpid(), *exclude}
-    needle = f"{TAG_VAR}={tag}\0".encode()
-    found = []
-    uid = os.getuid()
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) in skip:
-            continue
-        try:
-            if entry.stat().st_uid != uid:
-                continue
-            with open(f"/proc/{entry.name}/environ", "rb") as f:
-                if needle not in f.read() + b"\0":
-                    continue
-        except OSError:
-            continue
-        if process_alive(int(entry.name)):
-            found.append(int(entry.name))
-    return found
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout: float, interval: float = POLL) -> float:
-    """Poll `check` until it holds; the monotonic time it first held. BenchError on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if check():
-            return time.monotonic()
-        if time.monotonic() > deadline:
-            raise BenchError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
-
-
-def raise_fd_limit() -> tuple[int, int]:
-    """Raise the soft RLIMIT_NOFILE to the hard limit (the agent inherits it)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
-    if soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
 # ── ports and manifest ───────────────────────────────────────────────────────────────────────
@@ -279,48 +214,20 @@ class Agent:
     # -- starting and asking
 
     def launch(self) -> None:
-        with open(self.workdir / "up.out", "wb") as out:
-            self.launcher = subprocess.Popen(
-                [
-                    INFRAVEIL,
-                    "up",
-                    "-d",
-                    "-f",
-                    str(self.manifest),
-                    "--state-dir",
-                    str(self.state_dir),
-                    "-o",
-                    "json",
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-            )
+        self.launcher = infraveil_up_detached(
+            self.manifest, self.state_dir, self.workdir / "up.out", self.env
+        )
 
     def pid(self) -> int | None:
         """The agent's pid, from STATE_DIR/agent.lock (None before it has started)."""
-        try:
-            words = (self.state_dir / "agent.lock").read_text().split()
-        except OSError:
-            return None
-        return int(words[0]) if words and words[0].isdigit() else None
+        return agent_pid(self.state_dir)
 
     def alive(self) -> bool:
         pid = self.pid()
         return pid is not None and process_alive(pid)
 
     def get(self, target: str, timeout: float = 30) -> bytes:
-        conn = UnixHTTPConnection(str(self.state_dir / "agent.sock"), timeout=timeout)
-        try:
-            conn.request("GET", target)
-            response = conn.getresponse()
-            body = response.read()
-        finally:
-            conn.close()
-        if response.status != 200:
-            raise BenchError(f"GET {target}: HTTP {response.status}: {body[:300]!r}")
-        return body
+        return agent_get(self.state_dir, target, timeout)
 
     def status(self) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = json.loads(self.get("/v1/status"))["services"]
@@ -378,44 +285,28 @@ class Agent:
             if self.alive():
                 self.stop()
         finally:
-            if self.launcher is not None and self.launcher.poll() is None:
-                self.launcher.kill()
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self.launcher.wait(timeout=5)
+            kill_child(self.launcher)
             pid = self.pid()
             if pid is not None and process_alive(pid):
                 log("the agent is still there: killing it")
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
-            left = tagged_pids(self.tag)
-            for p in left:
-                with contextlib.suppress(OSError):
-                    os.kill(p, signal.SIGKILL)
-            if left:
-                log(f"killed {len(left)} leftover process(es)")
-                with contextlib.suppress(BenchError):
-                    wait_for("leftovers to die", lambda: not tagged_pids(self.tag), 10, 0.1)
+            killed = kill_tagged(self.tag)
+            if killed:
+                log(f"killed {killed} leftover process(es)")
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     def stop(self) -> None:
         """`infraveil down`, bounded; a failure is logged (the caller kills what is left)."""
         log("stopping: infraveil down")
-        with open(self.workdir / "down.out", "ab") as out:
-            down = subprocess.Popen(
-                [INFRAVEIL, "down", "-q", "--state-dir", str(self.state_dir)],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+        down = infraveil_down(self.state_dir, self.workdir / "down.out")
         try:
             down.wait(timeout=120)
             wait_for("the agent to exit", lambda: not self.alive(), 30, 0.1)
         except (subprocess.TimeoutExpired, BenchError) as e:
             log(f"graceful stop failed ({e})")
         finally:
-            if down.poll() is None:
-                down.kill()
-                down.wait()
+            kill_child(down)
 
 
 # ── what is measured ─────────────────────────────────────────────────────────────────────────
@@ -778,7 +669,7 @@ def summary_rows(out: Outcome) -> tuple[list[Row], bool]:
             f"≤ {2 * interval:g} s (one period late)",
             verdict(side_ok),
         ),
-        Row("agent RSS", _mib(f["agent_rss_bytes"])),
+        Row("agent RSS", mib(f["agent_rss_bytes"])),
         Row(
             "HTTP servers' CPU, % of one core (all together, schedstat)",
             f"{f['servers_cpu_pct_exact']:.2f} %",
@@ -801,68 +692,7 @@ def summary_rows(out: Outcome) -> tuple[list[Row], bool]:
 def render_table(rows: list[Row], markdown: bool) -> str:
     header = ["metric", "infraveil", "target", "verdict"]
     body = [[r.metric, r.value, r.target, r.verdict] for r in rows]
-    if markdown:
-        out = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
-        return "\n".join(out + ["| " + " | ".join(line) + " |" for line in body])
-    widths = [max(len(x) for x in col) for col in zip(header, *body, strict=False)]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    sep = "  ".join("-" * w for w in widths)
-    return "\n".join([fmt.format(*header), sep, *(fmt.format(*line) for line in body)])
-
-
-def machine_info() -> dict[str, str]:
-    model = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    os_name = platform.system()
-    with contextlib.suppress(OSError):
-        for line in Path("/etc/os-release").read_text().splitlines():
-            if line.startswith("PRETTY_NAME="):
-                os_name = line.split("=", 1)[1].strip('"')
-    ram = "unknown"
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        kib = int(Path("/proc/meminfo").read_text().split("MemTotal:")[1].split()[0])
-        ram = f"{kib / 2**20:.1f} GiB"
-    return {
-        "host": socket.gethostname(),
-        "cpu": model,
-        "cores": f"{os.cpu_count()} logical",
-        "ram": ram,
-        "os": os_name,
-        "kernel": f"{platform.release()} ({platform.machine()})",
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "infraveil": _infraveil_version(),
-        "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "nofile": "{} soft / {} hard".format(*resource.getrlimit(resource.RLIMIT_NOFILE)),
-    }
-
-
-def _infraveil_version() -> str:
-    try:
-        text = subprocess.run(
-            [INFRAVEIL, "--version"], capture_output=True, text=True, timeout=30
-        ).stdout.strip()
-    except (OSError, subprocess.TimeoutExpired) as e:
-        text = f"({e})"
-    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-        git = ["git", "-C", str(ROOT)]
-        head = subprocess.run(
-            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
-        )
-        if head.returncode == 0:
-            text += f", git {head.stdout.strip()}"
-            dirty = subprocess.run(
-                [*git, "status", "--porcelain", "--", "src"],
-                capture_output=True,
-                text=True,
-                timeout=10,
-            )
-            if dirty.stdout.strip():
-                text += " (src/ has uncommitted changes)"
-    return text
+    return format_table(header, body, markdown)
 
 
 def _per_probe_us(f: dict[str, Any]) -> float:
@@ -894,10 +724,6 @@ def _late_before_window(f: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _mib(b: float) -> str:
-    return f"{b / 2**20:.1f} MiB"
-
-
 def report_path(out_dir: Path, started: dt.datetime, host: str, p: Params, ok: bool) -> Path:
     """Quick, custom, failed and interrupted runs get a suffix: they never replace a full one."""
     suffix = ""
@@ -919,7 +745,7 @@ def write_report(
     path: Path,
 ) -> None:
     p, f = out.params, out.figures
-    command = shlex.join(getattr(sys, "orig_argv", [sys.executable, *sys.argv]))
+    command = command_line()
     mode = "quick" if p.quick else "full" if (p.services, p.window) == (500, 120.0) else "custom"
     if out.interrupted:
         mode += " — **interrupted**"
@@ -933,12 +759,7 @@ def write_report(
         f"- **Command:** `{command}` (in `{os.getcwd()}`)",
         f"- **Mode:** {mode}; {p.services} services, {p.settle:g} s settle, {p.window:g} s window",
         "",
-        "## Machine",
-        "",
-        "| | |",
-        "|---|---|",
-        *(f"| {k} | {v} |" for k, v in machine.items()),
-        "",
+        *machine_section(machine),
     ]
     if rows:
         lines += ["## Summary", "", render_table(rows, markdown=True), ""]
@@ -981,8 +802,8 @@ def write_report(
             f"work included); the {CPU_TARGET_PCT:g} % target at "
             f"{f['probes_per_s_expected']:.0f} probes/s allows "
             f"{CPU_TARGET_PCT / 100 / f['probes_per_s_expected'] * 1e6:.0f} µs.",
-            f"- RSS {_mib(f['agent_rss_bytes'])} at the end of the window (peak "
-            f"{_mib(f['agent_peak_rss_bytes'])}), {f['agent_threads']} thread(s), "
+            f"- RSS {mib(f['agent_rss_bytes'])} at the end of the window (peak "
+            f"{mib(f['agent_peak_rss_bytes'])}), {f['agent_threads']} thread(s), "
             f"{f.get('agent_fds', '?')} open fds.",
             f"- `/metrics`: {f['probes_in_window']:.0f} probes started during the window "
             f"({f['probes_per_s']:.1f}/s; {f['probes_per_s_expected']:.0f}/s is 2 checks × "
@@ -1024,9 +845,9 @@ def write_report(
             "",
             "| process | CPU, % of one core | RSS |",
             "|---|---|---|",
-            f"| infraveil agent | {f['agent_cpu_pct_exact']:.2f} | {_mib(f['agent_rss_bytes'])} |",
+            f"| infraveil agent | {f['agent_cpu_pct_exact']:.2f} | {mib(f['agent_rss_bytes'])} |",
             f"| {f['servers_measured']} HTTP servers together | {f['servers_cpu_pct_exact']:.2f} "
-            f"(utime+stime {f['servers_cpu_pct']:.2f}) | {_mib(f['servers_rss_bytes'])} |",
+            f"(utime+stime {f['servers_cpu_pct']:.2f}) | {mib(f['servers_rss_bytes'])} |",
             f"| whole host (all processes, {machine['cores']}) | "
             f"{f['host_cpu_pct_of_one_core']:.1f} | — |",
             "",
@@ -1087,10 +908,6 @@ def write_report(
 # ── main ─────────────────────────────────────────────────────────────────────────────────────
 
 
-def _on_term(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="100 services, 30 s window")
@@ -1108,12 +925,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="S",
         help="after the window, sample the agent with py-spy for S seconds (0: no)",
     )
-    ap.add_argument(
-        "--results-dir",
-        type=Path,
-        default=ROOT / "bench" / "results",
-        help="where the Markdown report goes (default: bench/results)",
-    )
+    add_results_dir(ap)
     args = ap.parse_args(argv)
     if not os.access(INFRAVEIL, os.X_OK):
         print(f"missing {INFRAVEIL}: install the project (pip install -e .)", file=sys.stderr)
@@ -1130,11 +942,11 @@ def main(argv: list[str] | None = None) -> int:
     if p.services < 1 or p.services > 999:
         ap.error("--services must be between 1 and 999")
 
-    signal.signal(signal.SIGTERM, _on_term)
+    interrupt_on_sigterm()
     soft, hard = raise_fd_limit()
     started = dt.datetime.now().astimezone()
     t0 = time.monotonic()
-    machine = machine_info()
+    machine = machine_info(infraveil_cli_version())
     log(f"machine: {machine['cpu']}, {machine['cores']}, {machine['ram']}; nofile {soft}/{hard}")
     out = Outcome(p)
     try:
@@ -1147,9 +959,7 @@ def main(argv: list[str] | None = None) -> int:
         out.error = traceback.format_exc()
         log(f"FAILED: {e}")
     elapsed = time.monotonic() - t0
-    machine["loadavg"] += " at the start; {} at the end".format(
-        " ".join(f"{x:.2f}" for x in os.getloadavg())
-    )
+    add_end_loadavg(machine)
     rows, all_met = summary_rows(out)
     if rows:
         print()
@@ -1157,8 +967,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\nsupervisord (the peer of bench/run.py) has no health checks: no peer figure.")
     path = report_path(args.results_dir, started, machine["host"], p, not out.error)
     write_report(out, machine, rows, started, elapsed, path)
-    shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
-    print(f"\nreport: {shown} ({elapsed:.0f} s)")
+    print(f"\nreport: {shown_path(path)} ({elapsed:.0f} s)")
     if out.interrupted:
         return 130
     if out.error:

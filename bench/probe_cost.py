@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import aiohttp
+from harness import add_end_loadavg, cpu_model, loadavg, log, machine_section
 
 from infraveil.runtime.probes import http_probe, parse_status_line, tcp_probe
 
@@ -257,24 +258,15 @@ async def run(args: argparse.Namespace, port: int) -> list[Result]:
     return [*(result for result, _ in candidates), idle]
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
 def machine() -> dict[str, str]:
-    cpu = "?"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
     return {
         "host": platform.node(),
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "nproc": str(os.cpu_count()),
         "kernel": f"{platform.release()} ({platform.machine()})",
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "aiohttp": aiohttp.__version__,
-        "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()) + " at the start",
+        "loadavg": loadavg(),  # "… at the start; … at the end" once the run is over
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
     }
 
@@ -293,12 +285,7 @@ def report(args: argparse.Namespace, results: list[Result], info: dict[str, str]
         "- The HTTP server is a separate process (asyncio, answers `200 OK` and closes); CPU is "
         "`time.process_time()` of the prober alone.",
         "",
-        "## Machine",
-        "",
-        "| | |",
-        "|---|---|",
-        *(f"| {k} | {v} |" for k, v in info.items()),
-        "",
+        *machine_section(info),
         "## Burst",
         "",
         "| candidate | CPU µs/probe | wall µs/probe | failed probes | threads |",
@@ -358,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         port = int(server.stdout.readline())  # the server prints its port once it listens
         info = machine()
         results = asyncio.run(run(args, port))
-        info["loadavg"] += "; " + " ".join(f"{x:.2f}" for x in os.getloadavg()) + " at the end"
+        add_end_loadavg(info)
     finally:
         assert server.stdin is not None
         server.stdin.close()  # the server's signal to go

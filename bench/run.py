@@ -22,12 +22,10 @@ import itertools
 import json
 import math
 import os
-import platform
 import resource
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,37 +33,51 @@ import tempfile
 import time
 import traceback
 import xmlrpc.client
-from collections.abc import Callable, Set
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import psutil
+from harness import (
+    BIN,
+    INFRAVEIL,
+    TAG_VAR,
+    BenchError,
+    add_end_loadavg,
+    add_results_dir,
+    agent_get,
+    agent_pid,
+    command_line,
+    format_table,
+    infraveil_cli_version,
+    infraveil_down,
+    infraveil_up_detached,
+    interrupt_on_sigterm,
+    kill_child,
+    kill_tagged,
+    log,
+    machine_info,
+    machine_section,
+    mib,
+    process_alive,
+    raise_fd_limit,
+    run_ns,
+    shown_path,
+    spawn_logged,
+    tagged_pids,
+    wait_for,
+)
 
 from infraveil.api.client import UnixHTTPConnection
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent  # the venv's bin/: infraveil, supervisord, supervisorctl
-INFRAVEIL = str(BIN / "infraveil")
-SUPERVISORD = str(BIN / "supervisord")
+SUPERVISORD = str(BIN / "supervisord")  # BIN: the venv's bin/, where infraveil is too
 SUPERVISORCTL = str(BIN / "supervisorctl")
-
-TAG_VAR = "IVBENCH_TAG"
-"""Set in the environment of each supervisor we start; every service inherits it, so the
-processes of one run can be found (and killed) even after their supervisor is gone."""
 
 POLL = 0.05  # seconds between status polls while waiting for services to come up
 KILL_GAP = 0.05  # pause between two kills in the restart benchmark
 RESTART_DEADLINE = 10.0  # a killed service must have started again within this
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-class BenchError(Exception):
-    pass
 
 
 # ── small helpers ────────────────────────────────────────────────────────────────────────────
@@ -103,63 +115,6 @@ def percentile(values: list[float], p: float) -> float:
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
-def process_gone(pid: int) -> bool:
-    """True if `pid` no longer runs (a zombie that nobody has reaped yet counts as gone)."""
-    try:
-        return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return True
-
-
-def tagged_processes(tag: str, exclude: Set[int] = frozenset()) -> list[psutil.Process]:
-    """Live (non-zombie) processes of this user whose environment carries our tag."""
-    me = os.getpid()
-    uid = os.getuid()
-    found = []
-    needle = f"{TAG_VAR}={tag}\0".encode()
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        pid = int(entry.name)
-        if pid == me or pid in exclude:
-            continue
-        try:
-            if entry.stat().st_uid != uid:
-                continue
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                env = f.read() + b"\0"
-            if needle not in env:
-                continue
-            p = psutil.Process(pid)
-            if p.status() != psutil.STATUS_ZOMBIE:
-                found.append(p)
-        except (OSError, psutil.Error):
-            continue
-    return found
-
-
-def kill_tagged(tag: str, exclude: Set[int] = frozenset()) -> int:
-    """SIGKILL every live process carrying `tag`; how many there were."""
-    procs = tagged_processes(tag, exclude)
-    for p in procs:
-        with contextlib.suppress(psutil.Error, OSError):
-            p.kill()
-    if procs:
-        psutil.wait_procs(procs, timeout=5)
-    return len(procs)
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout: float, interval: float = POLL) -> float:
-    """Poll `check` until it holds; the monotonic time it first held. BenchError on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if check():
-            return time.monotonic()
-        if time.monotonic() > deadline:
-            raise BenchError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
-
-
 def service_names(n: int) -> list[str]:
     return [f"s{i:03d}" for i in range(1, n + 1)]
 
@@ -167,15 +122,6 @@ def service_names(n: int) -> list[str]:
 def starts_command(workdir: Path, name: str) -> str:
     """The shell text of a service that appends its start time, then becomes `sleep`."""
     return f"date +%s.%N >> {workdir}/{name}.starts; exec sleep 100000"
-
-
-def raise_fd_limit() -> tuple[int, int]:
-    """Raise this process's soft RLIMIT_NOFILE to its hard limit (children inherit it)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
-    if soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
 # ── the two systems under test ───────────────────────────────────────────────────────────────
@@ -233,7 +179,7 @@ class Harness:
 
     def supervisor_gone(self) -> bool:
         pid = self.supervisor_pid()
-        return pid is None or process_gone(pid)
+        return pid is None or not process_alive(pid)
 
     def all_running(self) -> bool:
         try:
@@ -247,11 +193,10 @@ class Harness:
         states = self.poll_states()
         return {name: pid for name, (_, pid) in states.items() if pid}
 
-    def leftovers(self) -> list[psutil.Process]:
-        exclude = set()
-        if self.launcher is not None:
-            exclude.add(self.launcher.pid)
-        return tagged_processes(self.tag, exclude)
+    def leftovers(self) -> list[int]:
+        """The run's processes still there, but for the launcher (ours to reap)."""
+        exclude = set() if self.launcher is None else {self.launcher.pid}
+        return tagged_pids(self.tag, exclude)
 
     def __enter__(self) -> Harness:
         _ACTIVE.append(self)
@@ -281,11 +226,8 @@ class Harness:
                     with contextlib.suppress(OSError):
                         os.kill(pid, signal.SIGKILL)
         finally:
-            if self.launcher is not None and self.launcher.poll() is None:
-                self.launcher.kill()
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self.launcher.wait(timeout=5)
-            killed = kill_tagged(self.tag)
+            kill_child(self.launcher)
+            killed = kill_tagged(self.tag, timeout=5)
             if killed:
                 log(f"{self.label}: killed {killed} leftover process(es)")
             shutil.rmtree(self.workdir, ignore_errors=True)
@@ -296,9 +238,8 @@ class Harness:
         try:
             stopper.wait(timeout=60)
         finally:
-            if stopper.poll() is None:
-                stopper.kill()
-        wait_for("the supervisor to exit", self.supervisor_gone, 30)
+            kill_child(stopper)
+        wait_for("the supervisor to exit", self.supervisor_gone, 30, POLL)
 
 
 class Infraveil(Harness):
@@ -323,26 +264,10 @@ class Infraveil(Harness):
         self.manifest.write_text("\n".join(parts))
 
     def launch(self) -> None:
-        out = open(self.workdir / "up.out", "wb")  # noqa: SIM115 - closed right below
-        with out:
-            self.launched_at = time.monotonic()
-            self.launcher = subprocess.Popen(
-                [
-                    INFRAVEIL,
-                    "up",
-                    "-d",
-                    "-f",
-                    str(self.manifest),
-                    "--state-dir",
-                    str(self.state_dir),
-                    "-o",
-                    "json",
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-            )
+        self.launched_at = time.monotonic()
+        self.launcher = infraveil_up_detached(
+            self.manifest, self.state_dir, self.workdir / "up.out", self.env
+        )
 
     def wait_launcher(self, timeout: float = 60) -> int:
         """`up -d` returns once every service has settled; its exit code."""
@@ -357,16 +282,7 @@ class Infraveil(Harness):
         return code
 
     def api_get(self, target: str) -> Any:
-        conn = UnixHTTPConnection(str(self.state_dir / "agent.sock"), timeout=10)
-        try:
-            conn.request("GET", target)
-            response = conn.getresponse()
-            body = response.read()
-        finally:
-            conn.close()
-        if response.status != 200:
-            raise BenchError(f"GET {target}: HTTP {response.status}: {body[:300]!r}")
-        return json.loads(body)
+        return json.loads(agent_get(self.state_dir, target, timeout=10))
 
     def poll_states(self) -> dict[str, tuple[str, int | None]]:
         # what `infraveil status -o json` prints, read from the same API without a CLI start-up
@@ -377,16 +293,10 @@ class Infraveil(Harness):
         return "running"
 
     def supervisor_pid(self) -> int | None:
-        try:
-            text = (self.state_dir / "agent.lock").read_text().split()
-        except OSError:
-            return None
-        return int(text[0]) if text and text[0].isdigit() else None
+        return agent_pid(self.state_dir)
 
     def request_stop(self) -> subprocess.Popen[bytes]:
-        return _run_quietly(
-            [INFRAVEIL, "down", "-q", "--state-dir", str(self.state_dir)], self.workdir / "down.out"
-        )
+        return infraveil_down(self.state_dir, self.workdir / "down.out")
 
     def restarts(self) -> dict[str, int]:
         rows = self.api_get("/v1/status")["services"]
@@ -465,7 +375,7 @@ class Supervisord(Harness):
         exclude = set() if pid is None else {pid}
         wait_for(
             "supervisord's services to stop",
-            lambda: not tagged_processes(self.tag, exclude),
+            lambda: not tagged_pids(self.tag, exclude),
             30,
             interval=0.1,
         )
@@ -508,21 +418,9 @@ class Supervisord(Harness):
     def supervisor_gone(self) -> bool:
         return self.launcher is None or self.launcher.poll() is not None
 
-    def leftovers(self) -> list[psutil.Process]:
-        exclude = set() if self.launcher is None else {self.launcher.pid}
-        return tagged_processes(self.tag, exclude)
-
     def request_stop(self) -> subprocess.Popen[bytes]:
-        return _run_quietly(
+        return spawn_logged(
             [SUPERVISORCTL, "-c", str(self.conf), "shutdown"], self.workdir / "shutdown.out"
-        )
-
-
-def _run_quietly(argv: list[str], output: Path) -> subprocess.Popen[bytes]:
-    """Start a command (without our tag) with its output appended to `output`."""
-    with open(output, "ab") as out:
-        return subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
         )
 
 
@@ -537,31 +435,13 @@ def make_harness(system: str, names: list[str], with_starts: bool) -> Harness:
     return SYSTEMS[system](names, with_starts)
 
 
-def cpu_ns(pid: int) -> int | None:
-    """Nanoseconds on a CPU of every live thread of `pid` (/proc/PID/task/*/schedstat).
-
-    Exact, unlike the tick-sampled utime/stime that psutil's cpu_times() reads: a process that
-    wakes for well under a scheduler tick (4 ms at HZ=250) is charged a whole tick or nothing.
-    """
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return None
-    total = 0
-    for task in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
-                total += int(f.read().split()[0])
-        except (OSError, ValueError, IndexError):
-            continue
-    return total
-
-
 def start_and_wait(h: Harness, timeout: float) -> float:
     """Launch `h` and wait until every service is running; seconds from launch to that."""
     h.launch()
     assert h.launched_at is not None
-    ready = wait_for(f"{len(h.names)} {h.label} services to be running", h.all_running, timeout)
+    ready = wait_for(
+        f"{len(h.names)} {h.label} services to be running", h.all_running, timeout, POLL
+    )
     if isinstance(h, Infraveil):
         h.wait_launcher()
     return ready - h.launched_at
@@ -579,7 +459,7 @@ def stop_and_measure(h: Harness, timeout: float) -> dict[str, float]:
     try:
         stopper.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        stopper.kill()
+        kill_child(stopper)
         raise BenchError(f"the {h.label} stop command did not return in {timeout:.0f}s") from None
     cli_at = time.monotonic()
     return {
@@ -609,6 +489,7 @@ def bench_restart_latency(system: str, n: int) -> dict[str, Any]:
             "every service's first start line",
             lambda: all(_read_starts(h.starts_file(s)) for s in names),
             10,
+            POLL,
         )
         # every service has stayed up ≥ 1 s (running): this is a first crash for each of them
         latencies: dict[str, float] = {}
@@ -633,7 +514,7 @@ def bench_restart_latency(system: str, n: int) -> dict[str, Any]:
                 missed.append(name)
             time.sleep(KILL_GAP)
         # sanity: everything comes back, and infraveil counted one restart each
-        wait_for("every service to be running again", h.all_running, 30)
+        wait_for("every service to be running again", h.all_running, 30, POLL)
         notes = []
         if isinstance(h, Infraveil):
             counts = h.restarts()
@@ -664,10 +545,10 @@ def bench_idle(system: str, n: int, window: float, settle: float = 5.0) -> dict[
             raise BenchError(f"no pid for {h.label}")
         proc = psutil.Process(pid)
         time.sleep(settle)
-        c0, e0 = proc.cpu_times(), cpu_ns(pid)
+        c0, e0 = proc.cpu_times(), run_ns(pid)
         w0 = time.monotonic()
         time.sleep(window)
-        c1, e1 = proc.cpu_times(), cpu_ns(pid)
+        c1, e1 = proc.cpu_times(), run_ns(pid)
         w1 = time.monotonic()
         rss = proc.memory_info().rss
         fds = proc.num_fds()
@@ -705,57 +586,13 @@ def bench_start_stop(system: str, n: int) -> dict[str, Any]:
 # ── machine, report, table ───────────────────────────────────────────────────────────────────
 
 
-def machine_info() -> dict[str, str]:
-    model = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    os_name = platform.system()
-    with contextlib.suppress(OSError):
-        for line in Path("/etc/os-release").read_text().splitlines():
-            if line.startswith("PRETTY_NAME="):
-                os_name = line.split("=", 1)[1].strip('"')
-    physical = psutil.cpu_count(logical=False)
-    try:
-        ivl_cli = subprocess.run(
-            [INFRAVEIL, "--version"], capture_output=True, text=True, timeout=30
-        ).stdout.strip()
-    except (OSError, subprocess.TimeoutExpired) as e:
-        ivl_cli = f"({e})"
-    git = ""
-    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-        r = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        if r.returncode == 0:
-            git = r.stdout.strip()
-            dirty = subprocess.run(
-                ["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"],
-                capture_output=True,
-                text=True,
-                timeout=10,
-            ).stdout.strip()
-            if dirty:
-                git += " (src/ has uncommitted changes)"
-    return {
-        "host": socket.gethostname(),
-        "cpu": model,
-        "cores": f"{os.cpu_count()} logical" + (f", {physical} physical" if physical else ""),
-        "ram": f"{psutil.virtual_memory().total / 2**30:.1f} GiB",
-        "os": os_name,
-        "kernel": f"{platform.release()} ({platform.machine()})",
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "infraveil": f"{_version('infraveil')} ({ivl_cli})" + (f", git {git}" if git else ""),
-        "supervisor": _version("supervisor"),
-        "psutil": _version("psutil"),
-        "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "nofile": "{} soft / {} hard".format(*resource.getrlimit(resource.RLIMIT_NOFILE)),
-    }
+def run_machine_info() -> dict[str, str]:
+    """The machine table, with the peer's version and psutil's (it reads the CPU figures)."""
+    return machine_info(
+        f"{_version('infraveil')} ({infraveil_cli_version()})",
+        physical_cores=psutil.cpu_count(logical=False),
+        versions={"supervisor": _version("supervisor"), "psutil": _version("psutil")},
+    )
 
 
 def _per_program(r: dict[str, Any] | None) -> str:
@@ -804,10 +641,6 @@ def _shows(key: str, unit: str, digits: int) -> Callable[[dict[str, Any]], str]:
     return render
 
 
-def _mib(b: float) -> str:
-    return f"{b / 2**20:.1f} MiB"
-
-
 def _cell(
     results: Results, bench: str, system: str, render: Callable[[dict[str, Any]], str]
 ) -> str:
@@ -850,7 +683,7 @@ def summary_rows(results: Results) -> list[Row]:
                 r = results.get(bench, "infraveil")
                 row.verdict = verdict(None if r is None or math.isnan(r[key]) else r[key] <= 1.0)
             rows.append(row)
-        vals = {s: _cell(results, bench, s, lambda r: _mib(r["rss_bytes"])) for s in systems}
+        vals = {s: _cell(results, bench, s, lambda r: mib(r["rss_bytes"])) for s in systems}
         row = Row(f"agent RSS, {n} services", vals, target="infraveil ≤ 2× supervisord")
         ri, rs = results.get(bench, "infraveil"), results.get(bench, "supervisord")
         if ri is not None and rs is not None:
@@ -875,14 +708,7 @@ def summary_rows(results: Results) -> list[Row]:
 def render_table(rows: list[Row], markdown: bool) -> str:
     header = ["metric", *SYSTEMS, "target", "verdict"]
     body = [[r.metric, *(r.values.get(s, "") for s in SYSTEMS), r.target, r.verdict] for r in rows]
-    if markdown:
-        out = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
-        out += ["| " + " | ".join(line) + " |" for line in body]
-        return "\n".join(out)
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *body, strict=False)]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    sep = "  ".join("-" * w for w in widths)
-    return "\n".join([fmt.format(*header), sep, *(fmt.format(*line) for line in body)])
+    return format_table(header, body, markdown)
 
 
 def write_report(
@@ -898,7 +724,7 @@ def write_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{started:%Y-%m-%d}-{machine['host']}{suffix}.md"
     p = results.params
-    command = shlex.join(getattr(sys, "orig_argv", [sys.executable, *sys.argv]))
+    command = command_line()
     lines = [
         f"# infraveil vs supervisord — {started:%Y-%m-%d} on {machine['host']}",
         "",
@@ -908,12 +734,7 @@ def write_report(
         + (f", only {', '.join(p['only'])}" if p.get("only") else "")
         + (" — **interrupted**" if p.get("interrupted") else ""),
         "",
-        "## Machine",
-        "",
-        "| | |",
-        "|---|---|",
-        *(f"| {k} | {v} |" for k, v in machine.items()),
-        "",
+        *machine_section(machine),
         "## Summary",
         "",
         render_table(rows, markdown=True),
@@ -973,7 +794,7 @@ def write_report(
                 continue
             lines.append(
                 f"| {n} | {s} | {r['cpu_pct']:.2f} | {r['cpu_user_s']:.2f} | "
-                f"{r['cpu_system_s']:.2f} | {r['cpu_pct_exact']:.3f} | {_mib(r['rss_bytes'])} | "
+                f"{r['cpu_system_s']:.2f} | {r['cpu_pct_exact']:.3f} | {mib(r['rss_bytes'])} | "
                 f"{r['fds']} | {r['threads']} | "
                 f"{r['start_s']:.2f} |"
             )
@@ -1045,10 +866,6 @@ def write_report(
 # ── main ─────────────────────────────────────────────────────────────────────────────────────
 
 
-def _on_term(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer services, shorter windows")
@@ -1058,12 +875,7 @@ def main(argv: list[str] | None = None) -> int:
         choices=["restart", "idle", "startstop"],
         help="run only this benchmark (repeatable)",
     )
-    ap.add_argument(
-        "--results-dir",
-        type=Path,
-        default=ROOT / "bench" / "results",
-        help="where the Markdown report goes (default: bench/results)",
-    )
+    add_results_dir(ap)
     args = ap.parse_args(argv)
 
     for tool in (INFRAVEIL, SUPERVISORD, SUPERVISORCTL):
@@ -1075,7 +887,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
 
-    signal.signal(signal.SIGTERM, _on_term)
+    interrupt_on_sigterm()
     soft, hard = raise_fd_limit()
     quick = args.quick
     params: dict[str, Any] = {
@@ -1089,7 +901,7 @@ def main(argv: list[str] | None = None) -> int:
     only = set(args.only or ["restart", "idle", "startstop"])
     started = dt.datetime.now().astimezone()
     t_start = time.monotonic()
-    machine = machine_info()
+    machine = run_machine_info()
     log(f"machine: {machine['cpu']}, {machine['cores']}, {machine['ram']}; nofile {soft}/{hard}")
     results = Results(params)
     restart_n, startstop_n = params["restart_n"], params["startstop_n"]
@@ -1144,19 +956,14 @@ def main(argv: list[str] | None = None) -> int:
     rows = summary_rows(results)
     print()
     print(render_table(rows, markdown=False))
-    machine["loadavg"] += " at the start; {} at the end".format(
-        " ".join(f"{x:.2f}" for x in os.getloadavg())
-    )
+    add_end_loadavg(machine)
     suffix = (
         ""
         if not (quick or args.only or interrupted)
         else ("-partial" if interrupted or args.only else "-quick")
     )
     path = write_report(results, machine, rows, started, elapsed, args.results_dir, suffix)
-    print(
-        f"\nreport: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}"
-        f" ({elapsed:.0f} s)"
-    )
+    print(f"\nreport: {shown_path(path)} ({elapsed:.0f} s)")
     if interrupted:
         return 130
     return 1 if results.errors else 0
@@ -1165,7 +972,7 @@ def main(argv: list[str] | None = None) -> int:
 def _short(r: dict[str, Any]) -> str:
     keys = ("median_ms", "p90_ms", "max_ms", "cpu_pct", "rss_bytes", "start_s", "stop_s")
     return ", ".join(
-        f"{k}={_mib(r[k]) if k == 'rss_bytes' else f'{r[k]:.2f}'}" for k in keys if k in r
+        f"{k}={mib(r[k]) if k == 'rss_bytes' else f'{r[k]:.2f}'}" for k in keys if k in r
     )
 
 
