@@ -164,6 +164,9 @@ def test_an_excused_liveness_failure_marks_degraded_instead_of_restarting() -> N
     assert excuse in emitted(actions)["Degraded"]
     record, actions = step(record, LivenessFailed(1, "failed 4 times", excuse), 105.0)
     assert actions == ()  # said once
+    storm = "6 of 10 services are failing their liveness checks at once"
+    record, actions = step(record, LivenessFailed(1, "failed 5 times", storm), 106.0)
+    assert actions == () and record.degraded == storm  # a new wording is kept, not announced
     record, actions = step(record, LivenessRecovered(1, "HTTP 200"), 110.0)
     assert record.degraded == "" and "Recovered" in emitted(actions)
 

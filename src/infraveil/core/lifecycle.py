@@ -561,9 +561,11 @@ def _startup_timed_out(r: ServiceRecord, event: Event, now: float) -> Transition
 def _liveness_failed(r: ServiceRecord, event: Event, now: float) -> Transition:
     assert isinstance(event, LivenessFailed)
     if event.excuse:
-        if r.degraded == event.excuse:
+        already = bool(r.degraded)
+        r = replace(r, degraded=event.excuse, reason=f"degraded: {event.excuse}")
+        if already:  # said once; the excuse's wording may change ("6 of 10", "7 of 10")
             return r, ()
-        return replace(r, degraded=event.excuse, reason=f"degraded: {event.excuse}"), (
+        return r, (
             Emit(
                 "warning",
                 "Degraded",
