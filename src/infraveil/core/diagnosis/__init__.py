@@ -1,0 +1,1 @@
+"""The diagnosis engine: facts about a failed instance in, findings out."""
