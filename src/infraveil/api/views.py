@@ -52,8 +52,8 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "ended": "end time, or null while running",
         "duration": "seconds it ran, or null while running",
         "exit": "{code, signal, core_dumped, unknown, text}, or null while running",
-        "peak_memory": "highest resident bytes of its processes (exact with a cgroup, else"
-        " sampled)",
+        "peak_memory": "highest resident bytes: its cgroup's exact peak, else the larger of the"
+        " kernel's figure for its largest process (wait4) and the sampled group total",
         "memory_limit": "its memory limit in bytes, or null",
         "oom_killed": "true when it was killed for using more memory than allowed",
         "command": "the argv it ran",
