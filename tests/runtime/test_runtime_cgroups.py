@@ -27,7 +27,6 @@ from infraveil.runtime.cgroups import (
     InstanceCgroup,
     KernelLog,
     V2Plan,
-    kernel_oom_victim,
     oom_kill_pids,
     parse_mounts,
     parse_self_cgroup,
@@ -145,6 +144,7 @@ def test_the_kernel_kills_an_instance_over_its_limit_and_it_is_counted(
     assert cgroup.limit() == limit
     hog = "data = b'x' * (300 << 20); print(len(data))"  # every page written, so charged
     started = time.monotonic()
+    kernel_log = KernelLog()  # from now on: the kill is logged after this
 
     async def main() -> tuple[int, Exit]:
         watcher = ExitWatcher(asyncio.get_running_loop())
@@ -164,7 +164,8 @@ def test_the_kernel_kills_an_instance_over_its_limit_and_it_is_counted(
     if cgroups.version == 1 or peak is not None:  # v2 has memory.peak from Linux 5.19
         assert peak is not None
         assert limit * 3 // 4 <= peak <= limit, f"peak {peak} for a limit of {limit}"
-    victim = kernel_oom_victim(pid, since=started)
+    victim = kernel_log.oom_killed(pid, since=started)
+    kernel_log.close()
     if _kmsg_readable():
         assert victim is True
     else:
@@ -513,19 +514,6 @@ def test_plan_v2_a_container_moves_its_processes_into_a_leaf_once() -> None:
 )
 def test_oom_kill_pids_reads_the_kernels_formats(message: str, pids: set[int]) -> None:
     assert oom_kill_pids(message) == pids
-
-
-def test_kernel_oom_victim_reads_a_record_and_honours_since(tmp_path: Path) -> None:
-    kmsg = tmp_path / "kmsg"  # one record, as one read(2) of /dev/kmsg returns it
-    kmsg.write_text(
-        "3,812,5000000,-;Out of memory: Killed process 4242 (x) total-vm:1kB, anon-rss:1kB\n"
-        " SUBSYSTEM=memory\n"
-    )
-    assert kernel_oom_victim(4242, kmsg=str(kmsg)) is True
-    assert kernel_oom_victim(4243, kmsg=str(kmsg)) is False
-    assert kernel_oom_victim(4242, since=4.5, kmsg=str(kmsg)) is True
-    assert kernel_oom_victim(4242, since=100.0, kmsg=str(kmsg)) is False  # logged at 5 s
-    assert kernel_oom_victim(4242, kmsg=str(tmp_path / "none")) is None
 
 
 def test_the_kernel_log_is_read_from_the_agents_start_and_only_as_it_grows(

@@ -614,39 +614,20 @@ def oom_kill_pids(message: str) -> set[int]:
     return {int(p) for p in _KILLED.findall(message)} | {int(p) for p in _SUMMARY.findall(message)}
 
 
-def kernel_oom_victim(
-    pid: int, *, since: float | None = None, kmsg: str = "/dev/kmsg"
-) -> bool | None:
-    """Whether the kernel log says the OOM killer killed `pid`; None if the log is unreadable.
-
-    Reads the whole log (the agent keeps a `KernelLog` open instead, which reads only what is
-    new). Best effort: the log is a ring buffer, so a kill may have scrolled out (False), and
-    its pids are those of the initial pid namespace. `since` (time.monotonic() when the
-    process started) skips older records, so a reused pid is not blamed for an old kill;
-    the log's timestamps follow the kernel's local clock, which stays within KMSG_SLACK of
-    CLOCK_MONOTONIC. The killer sends SIGKILL just before it logs the kill, so when the
-    killer is another task, an exit noticed within microseconds may be checked before the
-    line is written; when the victim is the task whose allocation failed (the usual case),
-    it logs its own kill before it can die.
-    """
-    try:
-        fd = os.open(kmsg, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        return any(
-            pid in victims and (since is None or logged is None or logged >= since - KMSG_SLACK)
-            for logged, victims in _oom_records(fd)
-        )
-    finally:
-        os.close(fd)
-
-
 class KernelLog:
     """The kernel log from the agent's start on, read as it grows: whom the OOM killer killed.
 
-    Reading all of /dev/kmsg at every SIGKILL costs milliseconds (its ring buffer is often
-    full); this keeps the descriptor open at the end of the log and reads only new records.
+    For instances without a cgroup, whose OOM kill looks like any SIGKILL otherwise. Reading
+    all of /dev/kmsg at every SIGKILL costs milliseconds (its ring buffer is often full); this
+    keeps the descriptor open at the end of the log and reads only new records.
+
+    Best effort: its pids are those of the initial pid namespace, and unreadable without
+    privilege (None then). The killer sends SIGKILL just before it logs the kill, so when the
+    killer is another task, an exit noticed within microseconds may be checked before the line
+    is written; when the victim is the task whose allocation failed (the usual case), it logs
+    its own kill before it can die. `since` (time.monotonic() when the process started) keeps
+    a reused pid from being blamed for an older kill: the log's timestamps follow the kernel's
+    clock, within KMSG_SLACK of CLOCK_MONOTONIC.
     """
 
     KEEP = 1024
