@@ -14,7 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from infraveil.runtime.processes import Exit, ExitWatcher, SpawnError, signal_group
+from infraveil.runtime.probes import exec_probe
+from infraveil.runtime.processes import (
+    Exit,
+    ExitWatcher,
+    SpawnError,
+    popen_user_kwargs,
+    signal_group,
+)
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(1000)"]
 
@@ -256,3 +263,23 @@ def test_an_unknown_user_is_a_deterministic_spawn_error(children) -> None:
     with pytest.raises(SpawnError, match="user 'ivl-no-such-user' does not exist") as error:
         children.spawn(launch)
     assert error.value.deterministic
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can run a command as another user")
+def test_an_exec_check_runs_as_the_services_user() -> None:
+    nobody = pwd.getpwnam("nobody")
+    kwargs = popen_user_kwargs("nobody")
+    assert kwargs["user"] == nobody.pw_uid and kwargs["group"] == nobody.pw_gid
+    assert popen_user_kwargs(None) == {}
+    assert popen_user_kwargs("ivl-no-such-user") == {}  # the service fails to start, saying so
+    assert popen_user_kwargs(str(os.geteuid())) == {}  # the agent's own user: nothing to switch
+    result = asyncio.run(
+        exec_probe(
+            ["sh", "-c", f"test $(id -u) = {nobody.pw_uid} || {{ echo uid $(id -u); exit 1; }}"],
+            env={"PATH": os.environ["PATH"]},
+            cwd="/",
+            timeout=5.0,
+            popen_kwargs=kwargs,
+        )
+    )
+    assert result.ok, result.detail

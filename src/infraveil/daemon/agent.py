@@ -450,7 +450,7 @@ class Agent:
             stopping=self._stopping,
             cgroups=cgroups_text,
             starting=bool(self._to_start),
-            probes=sup.prober.stats,
+            probes=replace(sup.prober.stats),  # a copy: the prober's own keeps counting
         )
 
     def _view(self, name: str) -> ServiceView:
@@ -468,7 +468,7 @@ class Agent:
             rss=live.rss if live else None,
             peak_rss=live.peak_rss if live else None,
             checks=probe_states(probes) if probes is not None else _NO_CHECKS,
-            deadline=sup.deadline_of(name)[1] if spec.startup_check is not None else "",
+            deadline=sup.deadline_of(name).describe() if spec.startup_check is not None else "",
             memory_limit=spec.memory,
             memory_enforced_by=enforced,
             notify_status=probes.notify_status if probes is not None else "",

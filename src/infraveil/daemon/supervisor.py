@@ -29,6 +29,7 @@ from infraveil.core.errors import ManifestError
 from infraveil.core.exitstatus import ExitStatus
 from infraveil.core.health import (
     CheckState,
+    Deadline,
     liveness_excuse,
     startup_deadline,
     stays_unhealthy,
@@ -75,7 +76,7 @@ from infraveil.daemon.probing import (
 )
 from infraveil.runtime.capture import FifoReader
 from infraveil.runtime.cgroups import CgroupError, Cgroups, InstanceCgroup, KernelLog
-from infraveil.runtime.environment import popen_user_kwargs, service_env
+from infraveil.runtime.environment import service_env
 from infraveil.runtime.manifest_file import load_manifest
 from infraveil.runtime.notify import NotifySocket
 from infraveil.runtime.processes import (
@@ -85,6 +86,7 @@ from infraveil.runtime.processes import (
     SpawnError,
     make_fifo,
     open_fifo_reader,
+    popen_user_kwargs,
     signal_group,
     spawn,
 )
@@ -581,11 +583,10 @@ class Supervisor:
             self._boots[name] = self.store.boots(name)
         return self._boots[name]
 
-    def deadline_of(self, name: str) -> tuple[float, str]:
+    def deadline_of(self, name: str) -> Deadline:
         """The next boot's startup deadline, and how it came about (for `describe`)."""
         spec = self.manifest.services[name]
-        deadline = startup_deadline(self._boot_history(name), spec.startup_deadline)
-        return deadline.seconds, deadline.describe()
+        return startup_deadline(self._boot_history(name), spec.startup_deadline)
 
     def _probe_env(self, name: str, number: int) -> Mapping[str, str]:
         try:

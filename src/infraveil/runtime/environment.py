@@ -8,10 +8,7 @@ INFRAVEIL_SERVICE / INFRAVEIL_INSTANCE variables that tell a service who it is.
 
 from __future__ import annotations
 
-import os
-import pwd
 from collections.abc import Mapping
-from typing import Any
 
 from infraveil.core.envfile import parse_env_file
 from infraveil.core.spec import ServiceSpec
@@ -37,23 +34,3 @@ def service_env(spec: ServiceSpec, instance: int, base: Mapping[str, str]) -> di
     env["INFRAVEIL_SERVICE"] = spec.name
     env["INFRAVEIL_INSTANCE"] = str(instance)
     return env
-
-
-def popen_user_kwargs(user: str | None) -> dict[str, Any]:
-    """`subprocess.Popen` arguments that run a helper command (an exec check) as `user`.
-
-    Empty when the service runs as the agent's user, or when `user` does not exist (the
-    service itself then fails to start, with that reason).
-    """
-    if user is None:
-        return {}
-    try:
-        entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
-    except KeyError:
-        return {}
-    if entry.pw_uid == os.geteuid():
-        return {}
-    kwargs: dict[str, Any] = {"user": entry.pw_uid, "group": entry.pw_gid}
-    if os.geteuid() == 0:
-        kwargs["extra_groups"] = os.getgrouplist(entry.pw_name, entry.pw_gid)
-    return kwargs

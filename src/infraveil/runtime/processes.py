@@ -23,6 +23,7 @@ import pwd
 import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from infraveil.core.exitstatus import ExitStatus
 
@@ -214,6 +215,26 @@ def _as_user(user: str, env: dict[str, str]) -> tuple[_Account, dict[str, str]]:
     if os.geteuid() == 0:
         groups = tuple(os.getgrouplist(entry.pw_name, entry.pw_gid))
     return _Account(entry.pw_name, entry.pw_uid, entry.pw_gid, groups), env
+
+
+def popen_user_kwargs(user: str | None) -> dict[str, Any]:
+    """`subprocess.Popen` arguments that run a helper command (an exec check) as `user`.
+
+    Empty when the service runs as the agent's user, or when the agent cannot switch to
+    `user` (the service itself then fails to start, with that reason).
+    """
+    if user is None:
+        return {}
+    try:
+        account, _ = _as_user(user, {})
+    except SpawnError:
+        return {}
+    if account.uid == os.geteuid():
+        return {}
+    kwargs: dict[str, Any] = {"user": account.uid, "group": account.gid}
+    if account.groups is not None:
+        kwargs["extra_groups"] = list(account.groups)
+    return kwargs
 
 
 def signal_group(pgid: int, signum: int) -> bool:
