@@ -1,0 +1,103 @@
+"""Clues: the facts plus what every rule wants worked out once (the decisive line, searches)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from infraveil.core.diagnosis.decisive import Decisive, LogLine, decisive_line
+from infraveil.core.diagnosis.facts import Facts
+from infraveil.core.diagnosis.finding import Evidence
+from infraveil.core.exitstatus import ExitStatus
+from infraveil.core.units import format_duration
+
+
+@dataclass(frozen=True)
+class Match:
+    """A pattern found in the log: the line, its index in the tail and the regex match."""
+
+    line: LogLine
+    at: int
+    match: re.Match[str]
+
+    def __getitem__(self, group: int | str) -> str:
+        return self.match[group] or ""
+
+
+@dataclass
+class Clues:
+    facts: Facts
+    _index: dict[int, int] = field(default_factory=dict, init=False, repr=False)
+
+    @cached_property
+    def decisive(self) -> Decisive | None:
+        return decisive_line(self.facts.log)
+
+    @cached_property
+    def decisive_at(self) -> int:
+        """Index of the decisive line in the tail (-1 without one)."""
+        if self.decisive is None:
+            return -1
+        return self.index_of(self.decisive.line)
+
+    def index_of(self, line: LogLine) -> int:
+        if not self._index:
+            self._index.update((id(ln), i) for i, ln in enumerate(self.facts.log))
+        return self._index.get(id(line), -1)
+
+    def decisive_lines(self) -> Iterator[tuple[LogLine, int]]:
+        """The decisive line and its detail lines, with their indexes."""
+        if self.decisive is None:
+            return
+        yield self.decisive.line, self.decisive_at
+        for line in self.decisive.detail:
+            yield line, self.index_of(line)
+
+    def search(self, pattern: re.Pattern[str], *, decisive_first: bool = True) -> Match | None:
+        """The pattern in the decisive line (or its detail) first, else its last occurrence."""
+        if decisive_first:
+            for line, at in self.decisive_lines():
+                if m := pattern.search(line.text):
+                    return Match(line, at, m)
+        log = self.facts.log
+        for i in range(len(log) - 1, -1, -1):
+            if m := pattern.search(log[i].text):
+                return Match(log[i], i, m)
+        return None
+
+    def on_decisive(self, found: Match) -> bool:
+        return any(found.line is line for line, _ in self.decisive_lines())
+
+    def quote(self, line: LogLine) -> Evidence:
+        """Evidence quoting a log line verbatim, with where it is."""
+        source = self.facts.log_source or "log"
+        return Evidence(f"{source} line {line.number}", line.text.strip())
+
+    def quote_decisive(self) -> list[Evidence]:
+        return [self.quote(line) for line, _ in self.decisive_lines()][:3]
+
+    def exit_evidence(self) -> Evidence | None:
+        """The exit status as evidence, when known."""
+        f = self.facts
+        if f.signal is not None:
+            text = ExitStatus(signal=f.signal, core_dumped=f.core_dumped).describe()
+        elif f.exit_code is not None:
+            text = f"exited with code {f.exit_code}"
+        else:
+            return None
+        if f.run_seconds is not None:
+            text += f" after {format_duration(f.run_seconds)}"
+        return Evidence("exit status", text)
+
+    def restart_hint(self) -> str:
+        """How to try again once fixed."""
+        if self.facts.service:
+            return f"`infraveil restart {self.facts.service}`"
+        return "restart it"
+
+    @property
+    def who(self) -> str:
+        """The service's name for a sentence, or 'the program'."""
+        return self.facts.service or "the program"

@@ -1,0 +1,106 @@
+"""Facts: everything the engine may look at about one failure, gathered by whoever has them.
+
+The agent fills these in for an instance it supervised (exit status, its own kill reason, probe
+results, the log tail, preflight, dependency states); `doctor` fills in what a person gives it
+(a log file, an exit code, a signal, events). Nothing here does I/O: the engine is pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from infraveil.core.diagnosis.decisive import LogLine
+
+
+@dataclass(frozen=True)
+class ProbeFact:
+    """The latest result of one of the instance's checks."""
+
+    role: str  # startup, liveness or readiness
+    kind: str  # http, tcp, exec or notify
+    target: str  # what was probed: "GET http://127.0.0.1:8080/healthz", "127.0.0.1:5432"
+    ok: bool
+    detail: str  # the probe's own words: "HTTP 404 Not Found for GET /x"
+    refused: bool = False  # the connection was refused: nothing listening there
+    failures: int = 0  # failures in a row up to this result
+
+
+@dataclass(frozen=True)
+class EventFact:
+    """An event about the service (from the agent, or a file given to `doctor --events`)."""
+
+    reason: str
+    message: str
+    source: str = "event"  # where it came from, quoted with it: "event 08:01:02", "events.txt:4"
+
+
+@dataclass(frozen=True)
+class KillFact:
+    """The agent itself ended the instance, and why."""
+
+    reason: str  # "liveness", "deadline" (startup deadline) or "memory" (the RSS watchdog)
+    detail: str  # the agent's message: "liveness failed 3 times over 15 s: HTTP 500 ..."
+
+
+@dataclass(frozen=True)
+class PreflightProblem:
+    """A preflight check that failed before a start: the service was not started."""
+
+    check: str  # command, interpreter, cwd, env_file, file, user, port, env
+    category: str  # a Category value
+    detail: str  # the evidence, in plain words: "/opt/app/run.sh is not executable (mode 0644)"
+    fix: str  # what to do now
+    subject: str = ""  # the path, port, user or variable concerned
+
+
+@dataclass(frozen=True)
+class DependencyFact:
+    """A service this one depends on (`depends_on`), as the agent sees it now."""
+
+    name: str
+    ready: bool
+    state: str = ""  # "running", "failed (halted)", ...
+
+
+@dataclass(frozen=True)
+class Facts:
+    """One failure's evidence. Everything is optional: `doctor` may know only a log."""
+
+    service: str = ""
+    instance: int | None = None
+    exit_code: int | None = None
+    signal: int | None = None  # a signal number
+    core_dumped: bool = False
+    exit_unknown: bool = False  # ended while no agent (its parent) was there to see how
+    spawn_error: str = ""  # the command could not be executed at all (the OS error)
+    oom_killed: bool = False  # the kernel's OOM killer (cgroup or host) ended it
+    memory_limit: int | None = None  # bytes
+    peak_memory: int | None = None  # bytes
+    run_seconds: float | None = None
+    became_ready: bool = False  # passed its startup/readiness check at least once
+    typical_boot: float | None = None  # seconds a boot usually takes, once some are known
+    kill: KillFact | None = None
+    log: tuple[LogLine, ...] = ()  # the instance's last lines, in order
+    log_source: str = ""  # how to name the log in evidence: "logs/api/3.log", "crash.txt"
+    log_truncated: bool = False  # the log had more than the tail given here
+    probes: tuple[ProbeFact, ...] = ()
+    events: tuple[EventFact, ...] = ()
+    preflight: tuple[PreflightProblem, ...] = ()
+    dependencies: tuple[DependencyFact, ...] = ()
+    command: tuple[str, ...] = ()
+    ports: tuple[int, ...] = ()  # ports the spec says it listens on
+    long_running: bool = True  # a service, not a job: exiting at all is a failure
+    live: bool = False  # the instance is still running (why on a not-ready service)
+
+
+def lines_of(text: str, first: int = 1) -> tuple[LogLine, ...]:
+    """Numbered lines of `text` (as a person pasted it), the first numbered `first`."""
+    return tuple(LogLine(first + i, line) for i, line in enumerate(_split(text)))
+
+
+def _split(text: str) -> Iterable[str]:
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines

@@ -1,0 +1,10 @@
+"""Rule: startup_exception (not written yet)."""
+
+from __future__ import annotations
+
+from infraveil.core.diagnosis.clues import Clues
+from infraveil.core.diagnosis.finding import Finding
+
+
+def rule(c: Clues) -> Finding | None:
+    return None
