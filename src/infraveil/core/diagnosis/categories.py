@@ -34,6 +34,9 @@ class Category(StrEnum):
     """A liveness check (or the startup deadline) ended a service that was still starting."""
     PROBE_MISCONFIGURED = "probe_misconfigured"
     """The check itself is wrong (404/401, wrong port, too strict)."""
+    UNRESPONSIVE = "unresponsive"
+    """Its liveness check failed after it had been running: it stopped answering (a hang, a
+    deadlock, an overload); the check did its job."""
     NOT_READY = "not_ready"
     """Readiness failing; nothing is restarted."""
     DEPENDENCY_UNREACHABLE = "dependency_unreachable"

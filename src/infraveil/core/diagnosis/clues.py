@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from infraveil.core.diagnosis.decisive import Decisive, LogLine, decisive_line
-from infraveil.core.diagnosis.facts import Facts
+from infraveil.core.diagnosis.facts import Facts, ProbeFact
 from infraveil.core.diagnosis.finding import Evidence
 from infraveil.core.exitstatus import ExitStatus
 from infraveil.core.units import format_duration
@@ -101,3 +101,40 @@ class Clues:
     def who(self) -> str:
         """The service's name for a sentence, or 'the program'."""
         return self.facts.service or "the program"
+
+
+_PROBE_EVENT = re.compile(
+    r"(?P<role>Liveness|Readiness|Startup) probe (?:failed|errored)(?:: (?P<detail>.*))?", re.I
+)
+_LISTENING = re.compile(
+    r"(?:listen\w*|serv(?:ing|er)|bound|start\w*|running|available|accepting)\b[^\n]*?"
+    r"(?:\bport[ =:]+(?P<p1>\d{2,5})\b"
+    r"|(?:^|[\s/'\"(=@])(?:localhost|\d{1,3}(?:\.\d{1,3}){3}|\[[:\da-fA-F]*\]|\*|[a-z][\w.-]*)?"
+    r":(?P<p2>\d{2,5})\b(?![:\d]))",
+    re.IGNORECASE,
+)
+
+
+def failed_probes(c: Clues, *roles: str) -> list[tuple[ProbeFact, Evidence]]:
+    """Failed check results of the given roles, as facts and as quotable evidence: the agent's
+    own probe results first, then probe events (`doctor --events`, kubelet's wording)."""
+    found: list[tuple[ProbeFact, Evidence]] = []
+    for p in c.facts.probes:
+        if p.role in roles and not p.ok:
+            source = f"{p.role} check ({p.kind} {p.target})".replace(" )", ")")
+            found.append((p, Evidence(source, p.detail)))
+    for e in c.facts.events:
+        m = _PROBE_EVENT.search(e.message)
+        if m is not None and m["role"].lower() in roles:
+            detail = (m["detail"] or e.message).strip()
+            fact = ProbeFact(m["role"].lower(), "", "", False, detail, "refused" in detail)
+            found.append((fact, Evidence(e.source, e.message.strip())))
+    return found
+
+
+def listening_port(c: Clues) -> tuple[int, Match] | None:
+    """The port the program says it listens on ("Listening on http://0.0.0.0:8081"), if any."""
+    found = c.search(_LISTENING, decisive_first=False)
+    if found is None:
+        return None
+    return int(found["p1"] or found["p2"]), found

@@ -35,6 +35,7 @@ from infraveil.core.diagnosis.rules import (
     slow_start_killed,
     startup_exception,
     tls_error,
+    unresponsive,
     wrong_arch,
 )
 
@@ -44,8 +45,9 @@ RULES: tuple[Rule, ...] = (
     preflight.rule,
     oom_killed.rule,
     heap_exhausted.rule,
-    slow_start_killed.rule,
     probe_misconfigured.rule,
+    slow_start_killed.rule,
+    unresponsive.rule,
     not_ready.rule,
     command_not_found.rule,
     not_executable.rule,

@@ -1,10 +1,60 @@
-"""Rule: probe_misconfigured (not written yet)."""
+"""Rule: probe_misconfigured — the check itself is wrong, not the service.
+
+The evidence: the check gets an answer that only a wrong check gets (HTTP 404/401/403/405: the
+server is up and says the path does not exist or is not allowed), or it knocks on a port where
+nothing listens while the program's own output says it listens on another one.
+"""
 
 from __future__ import annotations
 
-from infraveil.core.diagnosis.clues import Clues
-from infraveil.core.diagnosis.finding import Finding
+import re
+
+from infraveil.core.diagnosis.categories import Category
+from infraveil.core.diagnosis.clues import Clues, failed_probes, listening_port
+from infraveil.core.diagnosis.finding import Finding, Specificity, finding
+
+_STATUS = re.compile(r"\b(?:HTTP |statuscode: |status code )(?P<code>40[01345])\b")
+_PORT = re.compile(r":(?P<port>\d{2,5})\b(?!.*:\d)")
+_MEANING = {
+    "400": "rejects the request",
+    "401": "requires authentication",
+    "403": "forbids it",
+    "404": "does not have that path",
+    "405": "does not allow that method",
+}
 
 
 def rule(c: Clues) -> Finding | None:
+    failed = failed_probes(c, "startup", "liveness", "readiness")
+    for probe, evidence in failed:
+        if (m := _STATUS.search(probe.detail)) is not None:
+            code = m["code"]
+            return finding(
+                Category.PROBE_MISCONFIGURED,
+                f"The {probe.role} check of {c.who} is wrong: the server answers, and {code}"
+                f" means it {_MEANING[code]}.",
+                [evidence],
+                "Point the check at a path the server serves without authentication (e.g. the"
+                " app's health endpoint) in the `health`/`ready` setting of infraveil.toml,"
+                f" or make the app serve it; then {c.restart_hint()}.",
+                specificity=Specificity.PROBE,
+            )
+    said = listening_port(c)
+    if said is None:
+        return None
+    listens, where = said
+    for probe, evidence in failed:
+        m = _PORT.search(probe.target or probe.detail)
+        if not probe.refused or m is None or int(m["port"]) == listens:
+            continue
+        return finding(
+            Category.PROBE_MISCONFIGURED,
+            f"The {probe.role} check of {c.who} knocks on port {m['port']}, but the program"
+            f" says it listens on {listens}.",
+            [evidence, c.quote(where.line)],
+            f"Make them agree: set the check's `port` to {listens}, or start the program on"
+            f" {m['port']}; then {c.restart_hint()}.",
+            specificity=Specificity.PROBE,
+            at=where.at,
+        )
     return None
