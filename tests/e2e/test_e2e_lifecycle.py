@@ -177,22 +177,24 @@ def test_a_missing_command_fails_alone(infraveil: Infraveil) -> None:
             "web": {"command": SLEEPER, "stop_timeout": "1s"},
         }
     )
-    assert "ghost is not up: command not found: ivl-no-such-command-xyz" in result.stderr
+    # preflight finds it before any exec is tried, and says which PATH it searched
+    not_found = "the command 'ivl-no-such-command-xyz' is not on the service's PATH"
+    assert "ghost is not up: " in result.stderr and not_found in result.stderr
 
     status = infraveil.status()
     ghost, web = status["ghost"], status["web"]
     assert ghost["state"] == "failed"
-    assert "command not found" in ghost["reason"]
-    assert "ivl-no-such-command-xyz" in ghost["reason"]
+    assert ghost["diagnosis"] == "command_not_found"
+    assert not_found in ghost["reason"]
     assert ghost["pid"] is None
     assert ghost["restarts"] == 0, "a command that cannot run must not be retried in a loop"
     assert web["state"] == "running" and alive(web["pid"])
 
     [failed] = [e for e in infraveil.events("ghost") if e["reason"] == "Halted"]
-    assert "command not found: ivl-no-such-command-xyz" in failed["message"]
+    assert not_found in failed["message"]
     logs = infraveil.ok("logs", "ghost").stdout
-    marker = "[infraveil] instance 1 could not start: command not found: ivl-no-such-command-xyz"
-    assert marker in logs.splitlines()
+    marker = f"[infraveil] instance 1 could not start: {not_found}"
+    assert any(line.startswith(marker) for line in logs.splitlines()), logs
 
 
 def test_a_service_starts_after_what_it_depends_on_is_running(infraveil: Infraveil) -> None:

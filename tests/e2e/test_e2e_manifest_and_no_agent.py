@@ -34,6 +34,7 @@ def test_check_accepts_a_valid_manifest(infraveil: Infraveil) -> None:
         "valid": True,
         "issues": [],
         "services": ["web", "worker"],
+        "preflight": {"web": [], "worker": []},
     }
 
 

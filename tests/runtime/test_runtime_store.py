@@ -185,7 +185,7 @@ def test_the_store_is_sqlite_in_wal_mode(tmp_path: Path) -> None:
     db = sqlite3.connect(path)
     try:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("2",)
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("3",)
     finally:
         db.close()
 
@@ -230,6 +230,12 @@ def test_a_schema_1_store_is_upgraded_in_place_and_keeps_its_instances(tmp_path:
         assert (new.oom, new.memory_limit, new.peak_rss) == (True, 64 << 20, 70 << 20)
         assert new.probes == {"ready": [{"ok": True}]}
         assert new.failure == "OOMKilled after 1.0s"
+        # schema 3: a failed instance keeps its diagnosis
+        assert new.diagnosis is None and old.diagnosis is None
+        store.set_diagnosis("api", 8, {"category": "oom_killed", "summary": "killed"})
+        assert store.instances("api")[0].diagnosis == {"category": "oom_killed", "summary": "killed"}
+        assert store.instance("api", 8) == store.instances("api")[0]
+        assert store.instance("api", 99) is None
     finally:
         store.close()
 

@@ -30,7 +30,7 @@ from infraveil.core.lifecycle import (
     State,
     StopRequested,
 )
-from infraveil.daemon.agent import Agent, ServiceView, Snapshot
+from infraveil.daemon.agent import Agent, HoldRequested, ServiceView, Snapshot
 from infraveil.store.logs import LogFiles, LogLine, LogReader
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -176,6 +176,34 @@ async def describe(request: web.Request) -> web.StreamResponse:
 
 @route(
     "GET",
+    "/v1/services/{name}/why",
+    "Why SERVICE failed: the diagnosis of its latest failure (or of a given instance), or"
+    " what is wrong with it now while it runs but is not ready.",
+    SERVICE,
+    Param("instance", "query", "integer", "the diagnosis of this instance"),
+    returns="{service, instance, healthy, ...Diagnosis, last_failure}",
+)
+async def why(request: web.Request) -> web.StreamResponse:
+    agent = _agent(request)
+    name = request.match_info["name"]
+    view = _view(agent.snapshot, name)
+    number = _int(request, "instance", None)
+    if number is not None:
+        row = agent.store.instance(name, number)
+        if row is None:
+            known = [i.number for i in agent.store.instances(name, limit=10)]
+            raise _NotFound(
+                f"{name} has no instance {number}",
+                hint=f"its latest instances are {', '.join(map(str, known)) or 'none yet'}",
+            )
+        return web.json_response(views.why_of_instance(name, row))
+    return web.json_response(
+        views.why_now(view, agent.snapshot, agent.store.instances(name, limit=10), agent.logs)
+    )
+
+
+@route(
+    "GET",
     "/v1/services/{name}/logs",
     "Log lines of one instance as NDJSON (LogLine per line), optionally followed.",
     SERVICE,
@@ -287,14 +315,18 @@ async def events(request: web.Request) -> web.StreamResponse:
         agent.unwatch_events(queue)
 
 
-ACTIONS: dict[str, Callable[[], StartRequested | StopRequested | RestartRequested]] = {
+ACTIONS: dict[
+    str, Callable[[], StartRequested | StopRequested | RestartRequested | HoldRequested]
+] = {
     "start": StartRequested,
     "stop": StopRequested,
     "restart": RestartRequested,
+    "hold": HoldRequested,
 }
 WAIT_FOR: dict[str, Callable[[ServiceView, int], bool]] = {
     "start": lambda v, n: v.record.state in SETTLED and v.record.instance > n,
     "restart": lambda v, n: v.record.state in SETTLED and v.record.instance > n,
+    "hold": lambda v, n: v.record.state in SETTLED and v.record.instance > n,
     "stop": lambda v, n: v.record.state is State.STOPPED or not v.record.live,
 }
 
@@ -302,9 +334,11 @@ WAIT_FOR: dict[str, Callable[[ServiceView, int], bool]] = {
 @route(
     "POST",
     "/v1/services/{name}/{action}",
-    "start, stop or restart a service; waits until it has happened (or the wait is over).",
+    "start, stop or restart a service, or hold it (restart it with its command replaced by a"
+    " wait, for `debug --hold`; any other action ends the hold); waits until it has happened"
+    " (or the wait is over).",
     SERVICE,
-    Param("action", "path", "string", "start | stop | restart"),
+    Param("action", "path", "string", "start | stop | restart | hold"),
     Param("wait", "query", "number", "seconds to wait for the outcome (default 60; 0: don't)"),
     returns="{service: ServiceStatus, done: boolean, message: string}",
 )
@@ -312,7 +346,7 @@ async def control(request: web.Request) -> web.StreamResponse:
     agent = _agent(request)
     name, action = request.match_info["name"], request.match_info["action"]
     if action not in ACTIONS:
-        raise _BadRequest(f"unknown action {action!r}: use start, stop or restart")
+        raise _BadRequest(f"unknown action {action!r}: use start, stop, restart or hold")
     view = _view(agent.snapshot, name)
     wait = _float(request, "wait", 60.0)
     before = view.record.instance

@@ -11,10 +11,16 @@ import time
 from typing import Any
 
 from infraveil.core.checks import CheckKind, CheckSpec
+from infraveil.core.diagnosis.categories import Category
+from infraveil.core.diagnosis.engine import diagnose
+from infraveil.core.diagnosis.facts import DependencyFact
 from infraveil.core.lifecycle import State
 from infraveil.core.spec import ServiceSpec
 from infraveil.daemon.agent import ServiceView, Snapshot
+from infraveil.daemon.diagnosing import live_facts
 from infraveil.daemon.probing import history_json
+from infraveil.store.db import InstanceRow
+from infraveil.store.logs import LogFiles
 
 SCHEMAS: dict[str, dict[str, str]] = {
     "ServiceStatus": {
@@ -37,6 +43,7 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "memory": "resident bytes of the whole process group (sampled), or null",
         "peak_memory": "highest resident bytes of the current instance so far, or null",
         "memory_limit": "the `memory` limit in bytes, or null",
+        "diagnosis": "the category of the last failure (see `infraveil why`), or null",
     },
     "Health": {
         "checks": "the live instance's probes by phase (startup, ready, health): {target,"
@@ -61,6 +68,20 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "failure": "why it failed, as the lifecycle said it (null for a requested stop)",
         "probes": "its probe results by phase, kept when it ended: {target, passing, probes,"
         " history}",
+        "diagnosis": "why it failed: Diagnosis, or null (running, or stopped on request)",
+    },
+    "Diagnosis": {
+        "category": "what kind of failure: a stable id (oom_killed, missing_env,"
+        " config_invalid, ..., unknown); see docs/guides/why.md",
+        "summary": "what happened, in one sentence",
+        "evidence": "[{source, text}]: the decisive evidence quoted verbatim, with where it is"
+        " (log file and line, exit status, a check's result, preflight)",
+        "fix": "what a person can do now",
+        "confidence": "high | medium | low",
+        "deterministic": "true when retrying as-is cannot help (it halts after three);"
+        " false for transient failures (they back off and retry)",
+        "confirm": "what would confirm it when confidence is not high, or null",
+        "others": "[{category, summary, confidence}]: other findings that also apply",
     },
     "Event": {
         "id": "increasing id",
@@ -103,6 +124,7 @@ def service_status(view: ServiceView, now_mono: float | None = None) -> dict[str
         "degraded": record.degraded or None,
         "halted": record.state is State.FAILED,
         "memory_limit": view.memory_limit,
+        "diagnosis": record.diagnosis or None,
     }
 
 
@@ -157,3 +179,76 @@ def agent_info(snapshot: Snapshot, version: str) -> dict[str, Any]:
         "stopping": snapshot.stopping,
         "cgroups": snapshot.cgroups,
     }
+
+
+def why_of_instance(name: str, row: InstanceRow) -> dict[str, Any]:
+    """The diagnosis of one instance, or what it was if it did not fail."""
+    base = {"service": name, "instance": row.number}
+    if row.diagnosis is not None:
+        return {**base, "healthy": False, **row.diagnosis}
+    if row.ended is None:
+        what = f"instance {row.number} of {name} is running"
+    elif row.exit is not None and not row.failure:
+        what = f"instance {row.number} of {name} was stopped on request ({row.exit.describe()})"
+    else:
+        what = f"instance {row.number} of {name} ended before diagnoses were kept"
+    return {**base, "healthy": row.ended is None, "summary": f"{what}: nothing to explain."}
+
+
+def why_now(
+    view: ServiceView, snapshot: Snapshot, instances: list[InstanceRow], logs: LogFiles
+) -> dict[str, Any]:
+    """The latest failure while the service is failing, the live problem while it runs but is
+    not ready or is degraded, else "healthy" with the last failure it had, if any."""
+    record = view.record
+    name = record.name
+    latest = next((i for i in instances if i.diagnosis is not None), None)
+    failing = record.state in (State.BACKOFF, State.FAILED) or (
+        record.state in (State.PENDING, State.STARTING) and record.diagnosis
+    )
+    if failing and latest is not None:
+        stored = latest.diagnosis or {}
+        return {"service": name, "instance": latest.number, "healthy": False, **stored}
+    if record.live and (not record.ready or record.degraded):
+        deps = [
+            DependencyFact(
+                d, snapshot.services[d].record.ready, str(snapshot.services[d].record.state)
+            )
+            for d in view.spec.depends_on
+            if d in snapshot.services
+        ]
+        facts = live_facts(
+            view.spec,
+            record,
+            log_path=logs.path(name, record.instance),
+            probes=history_json(view.checks),
+            dependencies=deps,
+        )
+        diagnosis = diagnose(facts)
+        if diagnosis.finding.category is not Category.UNKNOWN:
+            return {
+                "service": name,
+                "instance": record.instance,
+                "healthy": False,
+                **diagnosis.as_dict(),
+                "last_failure": _last_failure(latest),
+            }
+    if record.state is State.STARTING:
+        what = f"{name} is starting (instance {record.instance})"
+    elif record.live:
+        what = f"{name} is running and ready"
+    else:
+        what = f"{name} is {record.state}"
+    return {
+        "service": name,
+        "instance": record.instance or None,
+        "healthy": True,
+        "summary": f"{what}: nothing to explain.",
+        "last_failure": _last_failure(latest),
+    }
+
+
+def _last_failure(row: InstanceRow | None) -> dict[str, Any] | None:
+    if row is None or row.diagnosis is None:
+        return None
+    return {"instance": row.number, "ended": row.ended, **row.diagnosis}

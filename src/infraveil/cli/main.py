@@ -8,10 +8,22 @@ import click
 
 from infraveil import __version__
 from infraveil.cli.errors import INTERNAL, exit_code_for
-from infraveil.cli.verbs import check, control, describe, down, events, logs, status, up
+from infraveil.cli.verbs import (
+    check,
+    control,
+    debug,
+    describe,
+    doctor,
+    down,
+    events,
+    logs,
+    status,
+    up,
+    why,
+)
 from infraveil.core.errors import InfraveilError, ManifestError
 
-VERBS = (up, down, status, describe, logs, events, control, check)
+VERBS = (up, down, status, describe, why, logs, events, control, check, debug, doctor)
 
 
 @click.group(
@@ -29,6 +41,7 @@ def cli() -> None:
     \b
     Start:    infraveil up [--detach]       then  infraveil status
     Look:     infraveil describe SERVICE    infraveil logs SERVICE --previous    infraveil events -w
+    Explain:  infraveil why SERVICE         infraveil doctor --log crash.txt     infraveil check
     Control:  infraveil restart SERVICE     infraveil down
     """
 

@@ -90,7 +90,7 @@ def render_status(out: Console, services: Sequence[Mapping[str, Any]]) -> None:
                 str(s["restarts"]),
                 "OOMKilled" if s.get("oom_killed") else last_exit_text(s.get("last_exit")),
                 format_bytes(s.get("memory")),
-                s.get("reason") or "",
+                _reason_cell(s),
             )
         )
     table = Table(box=None, pad_edge=False, header_style="bold")
@@ -105,6 +105,14 @@ def render_status(out: Console, services: Sequence[Mapping[str, Any]]) -> None:
         style = STATE_STYLE.get(s["state"], "")
         table.add_row(row[0], Text(row[1], style), *row[2:])
     out.print(table)
+
+
+def _reason_cell(s: Mapping[str, Any]) -> str:
+    """The reason, led by the failure's category while the service is not running well."""
+    reason = str(s.get("reason") or "")
+    if s.get("diagnosis") and s["state"] in ("backoff", "failed", "pending", "starting"):
+        return f"{s['diagnosis']}: {reason}" if reason else str(s["diagnosis"])
+    return reason
 
 
 def render_describe(out: Console, data: Mapping[str, Any]) -> None:
@@ -126,6 +134,20 @@ def render_describe(out: Console, data: Mapping[str, Any]) -> None:
     if s.get("oom_killed"):
         last = f"OOMKilled ({last})"
     out.print(f"Last exit:    {last}")
+    diagnosed = next((i for i in data["instances"] if i.get("diagnosis")), None)
+    if diagnosed is not None:
+        d = diagnosed["diagnosis"]
+        out.print(
+            Text.assemble(
+                "Why:          ",
+                (d["category"], "bold red"),
+                f" (instance {diagnosed['number']}): {d['summary']}",
+            )
+        )
+        for e in d["evidence"][:2]:
+            out.print(Text(f"              {e['source']}: {e['text']}", "dim"))
+        out.print(f"Fix:          {d['fix']}")
+        out.print(Text(f"              (all of it: infraveil why {s['name']})", "dim"))
     out.print(Text("Spec:", "bold"))
     out.print(f"  command:      {' '.join(spec['command'])}")
     out.print(f"  cwd:          {spec['cwd']}")
@@ -222,6 +244,41 @@ def _render_instance_probes(out: Console, instances: Sequence[Mapping[str, Any]]
                 lines.append(f"{phase} check {verdict}: {last['detail']}")
         for n, line in enumerate(lines):
             out.print(f"  {'#' + str(i['number']) if n == 0 else '':<4} {line}")
+
+
+def render_why(out: Console, data: Mapping[str, Any]) -> None:
+    """`why`: the finding, its evidence quoted with where it is, and the fix."""
+    if data.get("healthy") or "category" not in data:
+        out.print(Text(str(data["summary"]), "green" if data.get("healthy") else ""))
+        last = data.get("last_failure")
+        if last:
+            out.print()
+            out.print(Text(f"Its last failure (instance {last['instance']}):", "bold"))
+            render_diagnosis(out, last, indent="  ")
+        return
+    render_diagnosis(out, data)
+
+
+def render_diagnosis(out: Console, d: Mapping[str, Any], indent: str = "") -> None:
+    confidence = f"{d['confidence']} confidence"
+    kind = "deterministic: retrying as-is will not help" if d["deterministic"] else "transient"
+    out.print(Text.assemble(indent, (str(d["category"]), "bold red"), f"  ({confidence}; {kind})"))
+    out.print(f"{indent}{d['summary']}")
+    if d.get("evidence"):
+        out.print()
+        out.print(Text(f"{indent}Evidence:", "bold"))
+        for e in d["evidence"]:
+            out.print(Text(f"{indent}  {e['source']}:", "dim"))
+            out.print(Text(f"{indent}    {e['text']}"))
+    out.print()
+    out.print(Text.assemble((f"{indent}Fix: ", "bold"), str(d["fix"])))
+    if d.get("confirm"):
+        out.print(Text.assemble((f"{indent}To confirm: ", "bold"), str(d["confirm"])))
+    others = d.get("others") or []
+    if others:
+        out.print(Text(f"{indent}Also possible:", "bold"))
+        for o in others:
+            out.print(f"{indent}  {o['category']} ({o['confidence']}): {o['summary']}")
 
 
 def render_events(

@@ -18,8 +18,10 @@ legal; everything else is refused.
 Startup ends at the first passing startup check (readiness, else liveness, or `READY=1`), or,
 with no check at all, once the process has stayed up `SETTLE_TIME`. A startup that takes
 longer than the instance's deadline is a failure. Three failures in a row with the same
-signature (see `signature`) before the service has run stably halt it (`failed`); a failure
-while a declared dependency is not ready is not counted: the service waits for it instead.
+signature (see `signature`; with a diagnosis, its category and evidence) before the service
+has run stably halt it (`failed`). A failure the diagnosis calls transient (a dependency that
+refused, a name that did not resolve) backs off and never halts; one while a declared
+dependency is not ready is not counted at all: the service waits for it instead.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from infraveil.core.diagnosis.finding import Verdict
 from infraveil.core.exitstatus import ExitStatus
 from infraveil.core.health import is_slow_boot
 from infraveil.core.restart import HALTED_RETRY, STABLE_RUN, backoff_delay
@@ -113,6 +116,8 @@ class SpawnFailed:
     error: str
     deterministic: bool
     """True when trying again as-is cannot help (ENOENT, EACCES, ENOEXEC)."""
+    verdict: Verdict | None = None
+    """The diagnosis of the failure (a failed preflight check, an exec error)."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,8 @@ class ProcessExited:
     """Killed by the kernel's OOM killer (its cgroup's limit, or the whole host's memory)."""
     memory: str = ""
     """The limit and peak, for the message of an OOM kill."""
+    verdict: Verdict | None = None
+    """The diagnosis of the exit: its signature, and whether retrying can help."""
 
 
 @dataclass(frozen=True)
@@ -322,6 +329,8 @@ class ServiceRecord:
     """Set while the agent stops an instance because it failed (liveness, deadline, memory):
     its exit then counts as that failure, not as a requested stop."""
     kill_signature: str = ""
+    diagnosis: str = ""
+    """The diagnosis category of the last failure ("" when unknown or none yet)."""
 
     @property
     def live(self) -> bool:
@@ -400,7 +409,7 @@ def _stop(r: ServiceRecord, _: Event, now: float) -> Transition:
 
     If the spawn has not been confirmed yet (no pid), the signal goes out when it is.
     """
-    r = replace(r, state=State.STOPPING, then_start=False, ready=False, kill_reason="")
+    r = replace(r, state=State.STOPPING, then_start=False, ready=False, degraded="", kill_reason="")
     if r.pid is None:
         return replace(r, reason="stopping once started"), _cancel_startup_timers()
     return _signal_stop(r, now)
@@ -432,6 +441,7 @@ def _kill_for(
         state=State.STOPPING,
         then_start=False,
         ready=False,
+        degraded="",
         kill_reason=message,
         kill_signature=signature,
     )
@@ -609,6 +619,7 @@ def _failed_run(r: ServiceRecord, event: Event, now: float) -> Transition:
     """The instance ended without being asked to: restart at once, back off, wait, or halt."""
     assert isinstance(event, ProcessExited | SpawnFailed)
     deterministic = False
+    transient = False  # the diagnosis says retrying as-is can work: back off, never halt
     last_exit: ExitStatus | None
     if r.kill_reason:
         assert isinstance(event, ProcessExited)
@@ -622,23 +633,33 @@ def _failed_run(r: ServiceRecord, event: Event, now: float) -> Transition:
                 what += f" ({event.memory})"
         else:
             what = f"{event.status.describe()} after {format_duration(ran)}"
-        if event.status.code == 0:
-            what += " (a long-running service must not exit; does it daemonize?)"
-        if event.last_line:
-            what += f"; last line: {event.last_line}"
-        signature = exit_signature(event.status, event.last_line, oom=event.oom)
+        verdict = event.verdict
+        if verdict is not None and verdict.known:
+            what += f": {verdict.summary}"
+            signature = verdict.signature
+            transient = not verdict.deterministic
+        else:
+            if event.status.code == 0:
+                what += " (a long-running service must not exit; does it daemonize?)"
+            if event.last_line:
+                what += f"; last line: {event.last_line}"
+            signature = exit_signature(event.status, event.last_line, oom=event.oom)
         last_exit = event.status
         reason = "OOMKilled" if event.oom else "Exited"
     else:
         what = event.error
         signature = kill_signature("spawn", event.error)
+        if event.verdict is not None:
+            what, signature = event.verdict.summary, event.verdict.signature
         last_exit = r.last_exit
         deterministic = event.deterministic
         reason = "SpawnFailed"
 
     stable = r.running_since is not None and now - r.running_since >= STABLE_RUN
+    verdict = event.verdict if not r.kill_reason else None
     r = replace(
         r,
+        diagnosis=verdict.category if verdict is not None and verdict.known else "",
         pid=None,
         last_exit=last_exit,
         oom_killed=signature == "oom",
@@ -669,6 +690,8 @@ def _failed_run(r: ServiceRecord, event: Event, now: float) -> Transition:
     same = 1 if stable or signature != r.signature else r.same_failures + 1
     if deterministic:
         same = max(same, CRASH_LOOP)
+    elif transient:
+        same = min(same, CRASH_LOOP - 1)
     r = replace(r, failures=failures, signature=signature, same_failures=same)
 
     if same >= CRASH_LOOP:
@@ -680,7 +703,8 @@ def _failed_run(r: ServiceRecord, event: Event, now: float) -> Transition:
             Emit(
                 "warning",
                 "Halted",
-                f"{why}; not restarting until something it depends on changes or you ask"
+                f"{why.rstrip('.')}; not restarting until something it depends on changes or you"
+                " ask"
                 f" (next try in {format_duration(HALTED_RETRY)})",
             ),
         )

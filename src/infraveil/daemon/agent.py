@@ -96,9 +96,14 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
+class HoldRequested:
+    """`debug --hold`: restart the service with its command replaced by a wait."""
+
+
+@dataclass(frozen=True)
 class Command:
     service: str
-    event: Event
+    event: Event | HoldRequested
     reply: asyncio.Future[str | None]
 
 
@@ -292,7 +297,10 @@ class Agent:
                 case Command(service=name, event=event, reply=reply):
                     if name not in self.supervisor.records:
                         reply.set_exception(UnknownServiceError(name, list(self.manifest.services)))
+                    elif isinstance(event, HoldRequested):
+                        reply.set_result(self.supervisor.hold(name))
                     else:
+                        self.supervisor.release(name)  # any request ends a hold
                         reply.set_result(self.supervisor.handle(name, event))
                 case MemorySampled(rss_by_pid=rss, everyone=everyone):
                     self.supervisor.memory_sampled(rss, everyone=everyone)
@@ -363,7 +371,7 @@ class Agent:
 
     # ── for the API ──────────────────────────────────────────────────────────────────────
 
-    async def command(self, service: str, event: Event) -> str | None:
+    async def command(self, service: str, event: Event | HoldRequested) -> str | None:
         """Queue a command for one service; the refusal reason, or None when accepted."""
         reply: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(Command(service, event, reply))

@@ -17,6 +17,7 @@ import asyncio
 import os
 import shlex
 import signal
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -25,6 +26,10 @@ from types import MappingProxyType
 from typing import Any
 
 from infraveil.core.checks import CheckKind
+from infraveil.core.diagnosis.categories import Category
+from infraveil.core.diagnosis.engine import diagnose
+from infraveil.core.diagnosis.facts import DependencyFact, Facts, PreflightProblem
+from infraveil.core.diagnosis.finding import Verdict
 from infraveil.core.errors import ManifestError
 from infraveil.core.exitstatus import ExitStatus
 from infraveil.core.health import (
@@ -50,12 +55,14 @@ from infraveil.core.lifecycle import (
     RecordBoot,
     RecordFailure,
     Refused,
+    RestartRequested,
     ServiceRecord,
     SetTimer,
     SignalGroup,
     Spawn,
     Spawned,
     SpawnFailed,
+    StartRequested,
     StartupTimedOut,
     State,
     TimerFired,
@@ -64,6 +71,7 @@ from infraveil.core.lifecycle import (
 )
 from infraveil.core.spec import Manifest, ServiceSpec
 from infraveil.core.units import format_bytes, format_duration
+from infraveil.daemon.diagnosing import exit_facts, start_facts
 from infraveil.daemon.inputs import InputWatch, inputs_of
 from infraveil.daemon.probing import (
     NotifyReceived,
@@ -79,6 +87,7 @@ from infraveil.runtime.cgroups import CgroupError, Cgroups, InstanceCgroup, Kern
 from infraveil.runtime.environment import service_env
 from infraveil.runtime.manifest_file import load_manifest
 from infraveil.runtime.notify import NotifySocket
+from infraveil.runtime.preflight import preflight
 from infraveil.runtime.processes import (
     Exit,
     ExitWatcher,
@@ -93,6 +102,19 @@ from infraveil.runtime.processes import (
 from infraveil.runtime.procfs import process_start_time
 from infraveil.store.db import EventRow, InstanceRow, Store
 from infraveil.store.logs import InstanceLog, LogFiles
+
+HOLD_COMMAND = (sys.executable, "-c", "import signal; signal.pause()")
+"""What a held service runs: a process that waits, in the service's place, until stopped."""
+
+
+class PreflightFailed(Exception):
+    """Preflight found problems: the instance is not started (reported like a spawn error)."""
+
+    def __init__(self, problems: list[PreflightProblem]) -> None:
+        super().__init__("; ".join(p.detail for p in problems))
+        self.problems = problems
+        # a port held by someone else may be let go of; everything else needs a change
+        self.deterministic = any(p.category != Category.PORT_IN_USE for p in problems)
 
 
 @dataclass
@@ -165,6 +187,8 @@ class Supervisor:
     _probe_results: dict[tuple[str, int], dict[str, Any]] = field(init=False, default_factory=dict)
     """Probe histories of ended probing, kept for their instance's record."""
     _manifest_mtime: int | None = field(init=False, default=None)
+    held: dict[str, ServiceSpec] = field(init=False, default_factory=dict)
+    """Services held by `debug --hold`, with the spec they run with otherwise."""
 
     def __post_init__(self) -> None:
         self.watcher = ExitWatcher(self.loop)
@@ -270,8 +294,40 @@ class Supervisor:
             memory = f"limit {format_bytes(live.memory_limit)}, peak {format_bytes(live.peak_rss)}"
         elif live.peak_rss is not None:
             memory = f"peak {format_bytes(live.peak_rss)}"
-        exited = ProcessExited(live.number, status, live.log.last_line, oom=oom, memory=memory)
+        record = self.records[name]
+        verdict = None
+        if record.state is not State.STOPPING or record.kill_reason:
+            # a failure, not a stop someone asked for: explain it before the lifecycle decides
+            facts = exit_facts(
+                self.manifest.services[name],
+                record,
+                number=live.number,
+                status=status,
+                log_path=self.logs.path(name, live.number),
+                run_seconds=time.monotonic() - live.started_mono,
+                oom=oom,
+                memory_limit=live.memory_limit,
+                peak_memory=live.peak_rss,
+                probes=probes,
+                dependencies=self._dependency_facts(name),
+            )
+            verdict = self._diagnose(name, live.number, facts)
+        exited = ProcessExited(
+            live.number, status, live.log.last_line, oom=oom, memory=memory, verdict=verdict
+        )
         self.handle(name, exited)
+
+    def _diagnose(self, name: str, number: int, facts: Facts) -> Verdict:
+        """Run the engine on an instance's failure and keep the answer with the instance."""
+        diagnosis = diagnose(facts)
+        self.store.set_diagnosis(name, number, diagnosis.as_dict())
+        return diagnosis.verdict
+
+    def _dependency_facts(self, name: str) -> list[DependencyFact]:
+        return [
+            DependencyFact(d, self.records[d].ready, str(self.records[d].state))
+            for d in self.manifest.services[name].depends_on
+        ]
 
     def adopt(self, row: InstanceRow, saved: ServiceRecord | None) -> bool:
         """Take over an instance a previous agent started, if it is still that process.
@@ -510,17 +566,45 @@ class Supervisor:
                 "its depends_on changed: restart the agent (or deploy) to take that in",
             )
             return None
+        self._use_spec(new)
+        return "its manifest entry"
+
+    def _use_spec(self, new: ServiceSpec) -> None:
+        """Run the service with `new` from its next start on."""
         services = dict(self.manifest.services)
-        services[name] = new
+        services[new.name] = new
         self.manifest = replace(self.manifest, services=MappingProxyType(services))
-        self.changed.add(name)
-        self.records[name] = replace(
-            self.records[name],
+        self.changed.add(new.name)
+        self.records[new.name] = replace(
+            self.records[new.name],
             stop_signal=int(new.stop_signal),
             stop_timeout=new.stop_timeout,
             startup_check=new.startup_check is not None,
         )
-        return "its manifest entry"
+
+    # ── debug --hold ─────────────────────────────────────────────────────────────────────
+
+    def hold(self, name: str) -> str | None:
+        """Restart `name` with its command replaced by a wait (`infraveil debug --hold`).
+
+        Same user, cwd, env and memory limit, no checks and no preflight: a person looks
+        around in the service's place while nothing restarts it. Any restart, start or stop
+        request ends the hold and puts the real command back.
+        """
+        spec = self.manifest.services[name]
+        if name not in self.held:
+            self.held[name] = spec
+            held = replace(spec, command=HOLD_COMMAND, health=None, ready=None, port=None)
+            self._use_spec(held)
+        record = self.records[name]
+        event: Event = RestartRequested() if record.live else StartRequested()
+        return self.handle(name, event)
+
+    def release(self, name: str) -> None:
+        """Put the real command back after a hold (before the restart that asks for it)."""
+        original = self.held.pop(name, None)
+        if original is not None:
+            self._use_spec(original)
 
     # ── actions ──────────────────────────────────────────────────────────────────────────
 
@@ -606,6 +690,9 @@ class Supervisor:
         notify: NotifySocket | None = None
         try:
             env = service_env(spec, number, self.base_env)
+            problems = preflight(spec, env) if name not in self.held else []
+            if problems:
+                raise PreflightFailed(problems)
             if needs_notify(spec):
                 notify = self.prober.open_notify(name, number)
                 env["NOTIFY_SOCKET"] = notify.address
@@ -614,7 +701,7 @@ class Supervisor:
             cgroup = self._cgroup_for(name, number, spec)
             procs = cgroup.procs_file if cgroup is not None else None
             child = spawn(Launch(spec.command, spec.cwd, env, fifo, spec.user, procs))
-        except SpawnError as e:
+        except (SpawnError, PreflightFailed) as e:
             os.close(rfd)
             _unlink(fifo)
             if notify is not None:
@@ -632,7 +719,12 @@ class Supervisor:
                 command=spec.command,
                 error=str(e),
             )
-            return SpawnFailed(number, str(e), e.deterministic)
+            if isinstance(e, PreflightFailed):
+                facts = start_facts(spec, number=number, preflight=e.problems)
+            else:
+                facts = start_facts(spec, number=number, spawn_error=str(e))
+            verdict = self._diagnose(name, number, facts)
+            return SpawnFailed(number, str(e), e.deterministic, verdict)
         pid = child.pid
         reader = FifoReader(self.loop, rfd, lambda data: log.write(data, time.time()))
         self.live[name] = LiveInstance(

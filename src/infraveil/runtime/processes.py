@@ -217,6 +217,20 @@ def _as_user(user: str, env: dict[str, str]) -> tuple[_Account, dict[str, str]]:
     return _Account(entry.pw_name, entry.pw_uid, entry.pw_gid, groups), env
 
 
+def account_of(user: str) -> _Account | None:
+    """The account `user` (a name or a uid) names on this host; None if it names none.
+
+    Unlike the switch in `_as_user`, `groups` is always filled in, whoever the agent runs as:
+    preflight needs them to tell what the account may read and execute.
+    """
+    try:
+        entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+    except KeyError:
+        return None
+    groups = tuple(os.getgrouplist(entry.pw_name, entry.pw_gid))
+    return _Account(entry.pw_name, entry.pw_uid, entry.pw_gid, groups)
+
+
 def popen_user_kwargs(user: str | None) -> dict[str, Any]:
     """`subprocess.Popen` arguments that run a helper command (an exec check) as `user`.
 

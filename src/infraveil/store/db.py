@@ -20,7 +20,7 @@ from typing import Any
 from infraveil.core.errors import StateDirError
 from infraveil.core.exitstatus import ExitStatus
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 KEEP_EVENTS = 20_000
 KEEP_INSTANCES = 50
 KEEP_BOOTS = 20
@@ -71,12 +71,15 @@ _ADDED_COLUMNS = {
     "notify": "TEXT",
     "probes": "TEXT",
     "failure": "TEXT",
+    # schema 3 ([why]): the diagnosis of an ended instance, as JSON
+    "diagnosis": "TEXT",
 }
 """Instance columns added after schema 1, with their SQL types."""
 
 _INSTANCE_COLUMNS = (
     "service, number, pid, proc_start, started, ended, exit_code, signal, core_dumped,"
-    " exit_unknown, peak_rss, command, error, oom, memory_limit, cgroup, notify, probes, failure"
+    " exit_unknown, peak_rss, command, error, oom, memory_limit, cgroup, notify, probes, failure,"
+    " diagnosis"
 )
 
 
@@ -102,6 +105,8 @@ class InstanceRow:
     """Per check role: the last probe results, kept when the instance ends."""
     failure: str | None = None
     """Why the instance ended, as the lifecycle said it (for a failed instance)."""
+    diagnosis: dict[str, Any] | None = None
+    """The diagnosis engine's finding for a failed instance (`why`)."""
 
     @property
     def duration(self) -> float | None:
@@ -122,6 +127,7 @@ class InstanceRow:
             "error": self.error,
             "failure": self.failure,
             "probes": self.probes or {},
+            "diagnosis": self.diagnosis,
         }
 
 
@@ -270,6 +276,21 @@ class Store:
                 (failure, service, number),
             )
 
+    def set_diagnosis(self, service: str, number: int, diagnosis: dict[str, Any]) -> None:
+        """Record the diagnosis of an ended (or never started) instance."""
+        with self._tx():
+            self._db.execute(
+                "UPDATE instances SET diagnosis = ? WHERE service = ? AND number = ?",
+                (json.dumps(diagnosis), service, number),
+            )
+
+    def instance(self, service: str, number: int) -> InstanceRow | None:
+        row = self._db.execute(
+            f"SELECT {_INSTANCE_COLUMNS} FROM instances WHERE service = ? AND number = ?",
+            (service, number),
+        ).fetchone()
+        return None if row is None else _instance(row)
+
     def instances(self, service: str, limit: int = 10) -> list[InstanceRow]:
         """The newest `limit` instances of a service, newest first."""
         rows = self._db.execute(
@@ -371,7 +392,7 @@ def _instance(row: tuple[Any, ...]) -> InstanceRow:
     (service, number, pid, proc_start, started, ended, code, sig, core, unknown, peak, cmd, err) = (
         row[:13]
     )
-    oom, memory_limit, cgroup, notify, probes, failure = row[13:]
+    oom, memory_limit, cgroup, notify, probes, failure, diagnosis = row[13:]
     exit_status = None
     if ended is not None and err is None:
         exit_status = ExitStatus(
@@ -394,4 +415,5 @@ def _instance(row: tuple[Any, ...]) -> InstanceRow:
         notify=notify,
         probes=json.loads(probes) if probes else None,
         failure=failure,
+        diagnosis=json.loads(diagnosis) if diagnosis else None,
     )

@@ -17,6 +17,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 MAX_LINE = 16 * 1024
 """Longer lines are cut into pieces of this size, so one line cannot hold up the log."""
@@ -255,6 +256,58 @@ class LogReader:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+TAIL_BYTES = 256 * 1024
+"""How much of a log's end the diagnosis reads: a crash is explained by its last lines."""
+COUNT_LINES_UP_TO = 128 * 1024 * 1024
+"""Up to this size the lines before the tail are counted, so evidence gives real line numbers;
+beyond it, reading the whole file would cost more than a quick answer allows."""
+
+
+@dataclass(frozen=True)
+class Tail:
+    """The end of a file, as raw lines, and where they sit in it."""
+
+    lines: list[bytes]
+    first_number: int | None
+    """1-based line number of lines[0] in the file; None when the file was too big to count."""
+    truncated: bool
+    """The file has more before these lines."""
+    size: int
+
+
+def read_tail(path: Path, max_bytes: int = TAIL_BYTES) -> Tail:
+    """The last `max_bytes` of a file, cut at a line start, in bounded time and memory.
+
+    OSError (not found, not readable) is the caller's to report.
+    """
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        start = max(0, size - max_bytes)
+        f.seek(start)
+        data = f.read(max_bytes)
+        if start > 0:
+            cut = data.find(b"\n")
+            data = data[cut + 1 :] if cut >= 0 else b""
+            start = size - len(data)
+        first: int | None = 1
+        if start > 0:
+            first = _count_newlines(f, start) + 1 if size <= COUNT_LINES_UP_TO else None
+    return Tail(data.splitlines(), first, start > 0, size)
+
+
+def _count_newlines(f: BinaryIO, end: int) -> int:
+    f.seek(0)
+    count = 0
+    left = end
+    while left > 0:
+        chunk = f.read(min(left, 1 << 20))
+        if not chunk:
+            break
+        count += chunk.count(b"\n")
+        left -= len(chunk)
+    return count
 
 
 def _unlink_quietly(path: Path) -> None:

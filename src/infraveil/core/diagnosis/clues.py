@@ -76,11 +76,44 @@ class Clues:
         return Evidence(f"{source} line {line.number}", line.text.strip())
 
     def quote_decisive(self) -> list[Evidence]:
-        return [self.quote(line) for line, _ in self.decisive_lines()][:3]
+        return [self.quote(line) for line, _ in self.decisive_lines()][:4]
+
+    @cached_property
+    def _exit_in_log(self) -> tuple[int | None, int | None, Match | None]:
+        """(exit code, signal, the line) as the log itself reports them, when the facts do not
+        have them: a pasted log often ends with its supervisor's or shell's words for it."""
+        found = self.search(_EXIT_IN_LOG, decisive_first=False)
+        if found is None:
+            return None, None, None
+        group, value = next((k, v) for k, v in found.match.groupdict().items() if v)
+        if group.startswith("code"):
+            return int(value), None, found
+        if group.startswith("sig"):
+            return None, int(value), found
+        return None, _SHELL_WORDS[value.lower()], found
+
+    @property
+    def exit_code(self) -> int | None:
+        """The exit code: from the facts, else from the log's own report of it."""
+        f = self.facts
+        if f.exit_code is not None or f.signal is not None or f.exit_unknown:
+            return f.exit_code
+        return self._exit_in_log[0]
+
+    @property
+    def signal(self) -> int | None:
+        """The fatal signal: from the facts, else from the log's own report of it."""
+        f = self.facts
+        if f.exit_code is not None or f.signal is not None or f.exit_unknown:
+            return f.signal
+        return self._exit_in_log[1]
 
     def exit_evidence(self) -> Evidence | None:
-        """The exit status as evidence, when known."""
+        """The exit status as evidence, when known (the log's line when it came from there)."""
         f = self.facts
+        code, signal, reported = self._exit_in_log
+        if reported is not None and (code, signal) == (self.exit_code, self.signal):
+            return self.quote(reported.line)  # the log says it too: quote its words
         if f.signal is not None:
             text = ExitStatus(signal=f.signal, core_dumped=f.core_dumped).describe()
         elif f.exit_code is not None:
@@ -102,6 +135,25 @@ class Clues:
         """The service's name for a sentence, or 'the program'."""
         return self.facts.service or "the program"
 
+
+_EXIT_IN_LOG = re.compile(
+    r"exited with code (?P<code>\d+)|code=exited, status=(?P<code2>\d+)"
+    r"|\bExited \((?P<code3>\d+)\)|\"ExitCode\":\s*(?P<code4>\d+)"
+    r"|\bexit(?:ed)? (?:status|code)[:= ]+(?P<code5>\d+)"
+    r"|code=(?:killed|dumped), status=(?P<sig>\d+)/|(?:terminated|killed) by signal (?P<sig2>\d+)"
+    r"|^(?:\S*sh: (?:line )?\d+: (?:\d+ )?|\[\d+\]\s+\d+ )?"
+    r"(?P<word>Aborted|abort|Killed|Segmentation fault|Bus error|Illegal instruction)"
+    r"(?: \(core dumped\))?(?:\s|$)",
+    re.IGNORECASE,
+)
+_SHELL_WORDS = {
+    "aborted": 6,
+    "abort": 6,
+    "killed": 9,
+    "segmentation fault": 11,
+    "bus error": 7,
+    "illegal instruction": 4,
+}
 
 _PROBE_EVENT = re.compile(
     r"(?P<role>Liveness|Readiness|Startup) probe (?:failed|errored)(?:: (?P<detail>.*))?", re.I

@@ -7,6 +7,7 @@ results, the log tail, preflight, dependency states); `doctor` fills in what a p
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -84,6 +85,7 @@ class Facts:
     log: tuple[LogLine, ...] = ()  # the instance's last lines, in order
     log_source: str = ""  # how to name the log in evidence: "logs/api/3.log", "crash.txt"
     log_truncated: bool = False  # the log had more than the tail given here
+    log_problem: str = ""  # why there are no lines: "the log is empty", "... binary ..."
     probes: tuple[ProbeFact, ...] = ()
     events: tuple[EventFact, ...] = ()
     preflight: tuple[PreflightProblem, ...] = ()
@@ -95,8 +97,43 @@ class Facts:
 
 
 def lines_of(text: str, first: int = 1) -> tuple[LogLine, ...]:
-    """Numbered lines of `text` (as a person pasted it), the first numbered `first`."""
-    return tuple(LogLine(first + i, line) for i, line in enumerate(_split(text)))
+    """Numbered lines of `text` (as a person pasted it), the first numbered `first`, with the
+    prefix a log collector put on every line taken off (see `strip_collector_prefix`)."""
+    lines = strip_collector_prefix(list(_split(text)))
+    return tuple(LogLine(first + i, line) for i, line in enumerate(lines))
+
+
+_COLLECTOR_PREFIXES = (
+    # journalctl (short and short-iso): "Nov 21 08:00:01 host app[123]: "
+    re.compile(
+        r"^(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT[\d:.]+(?:[+-]\d\d:?\d\d|Z)?)"
+        r" \S+ [\w.@/-]+(?:\[\d+\])?: "
+    ),
+    # docker compose: "api-1  | ", "web_1 | "
+    re.compile(r"^[\w.-]+\s*\| "),
+    # docker logs -t, kubectl logs --timestamps: "2026-11-21T08:00:01.123456789Z "
+    re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d) "),
+)
+_PREFIX_SHARE = 0.6
+
+
+def strip_collector_prefix(lines: list[str]) -> list[str]:
+    """Lines with the prefix a log collector put on each of them (journalctl, docker compose,
+    `docker logs -t`) taken off, so a traceback's indentation and a program's own line start
+    are as the program wrote them. Only a prefix on most lines counts: a program's own
+    timestamps on some lines are left alone. Lines without it are kept as they are."""
+    for _ in range(2):  # compose output can carry timestamps too
+        nonblank = [line for line in lines if line.strip()]
+        if not nonblank:
+            return lines
+        for prefix in _COLLECTOR_PREFIXES:
+            hits = sum(1 for line in nonblank if prefix.match(line))
+            if hits >= _PREFIX_SHARE * len(nonblank) and hits >= 2:
+                lines = [prefix.sub("", line, count=1) for line in lines]
+                break
+        else:
+            return lines
+    return lines
 
 
 def _split(text: str) -> Iterable[str]:

@@ -7,6 +7,7 @@ from enum import IntEnum, StrEnum
 from typing import Any
 
 from infraveil.core.diagnosis.categories import TRANSIENT, Category
+from infraveil.core.signature import normalise
 
 
 class Confidence(StrEnum):
@@ -119,7 +120,26 @@ class Diagnosis:
         }
 
     @property
-    def signature(self) -> str:
-        """The category and the first evidence, for telling one crash from another."""
-        first = self.finding.evidence[0].text if self.finding.evidence else ""
-        return f"{self.finding.category.value}|{first}"
+    def verdict(self) -> Verdict:
+        """What the lifecycle needs of it: which crash this is, and whether retrying helps."""
+        f = self.finding
+        first = f.evidence[0].text if f.evidence else ""
+        return Verdict(
+            f.category.value, f.deterministic, f"{f.category.value}|{normalise(first)}", f.summary
+        )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A diagnosis as the lifecycle uses it (core/lifecycle.py): a deterministic failure halts
+    after the same signature three times; a transient one backs off and keeps trying."""
+
+    category: str
+    deterministic: bool
+    signature: str
+    """The category and its first evidence with run-to-run noise taken out."""
+    summary: str
+
+    @property
+    def known(self) -> bool:
+        return self.category != Category.UNKNOWN

@@ -15,9 +15,11 @@ from infraveil.core.diagnosis.clues import Clues
 from infraveil.core.diagnosis.finding import Confidence, Evidence, Finding, Specificity, finding
 
 _NOT_FOUND = re.compile(
-    r"exec: \"(?P<c1>[^\"]+)\": executable file not found in \$PATH"
+    r"exec: \\?\"(?P<c1>[^\"\\]+)\\?\": (?:executable file not found in \$PATH"
+    r"|stat \S+: no such file or directory)"
     r"|^exec (?P<c2>\S+): no such file or directory\s*$"
-    r"|^(?:[^\s:]+: )(?:line \d+: |\d+: )?(?:exec: )?(?P<c3>[^\s:]+): (?:command )?not found\s*$"
+    r"|(?:^|\| )(?:[^\s:|]+: )(?:line \d+: |\d+: )?(?:exec: )?(?P<c3>[^\s:]+):"
+    r" (?:command )?not found\s*$"
     r"|^(?:/usr/bin/)?env: ['‘]?(?P<c4>[^'’:]+)['’]?: No such file or directory\s*$"
     r"|Failed (?:at step EXEC spawning|to execute) (?P<c5>\S+?):? No such file or directory"
     r"|status=203/EXEC"
@@ -34,7 +36,7 @@ def rule(c: Clues) -> Finding | None:
     if found is not None:
         name = next((v for v in found.match.groupdict().values() if v), command)
         return _finding(c, name, [c.quote(found.line)], Specificity.MESSAGE, found.at)
-    if f.exit_code == 127 and f.signal is None:
+    if c.exit_code == 127 and c.signal is None:
         status = c.exit_evidence()
         return finding(
             Category.COMMAND_NOT_FOUND,

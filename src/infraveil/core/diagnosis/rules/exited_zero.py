@@ -27,7 +27,7 @@ _FOREGROUND_FLAGS = (
 
 def rule(c: Clues) -> Finding | None:
     f = c.facts
-    if f.exit_code != 0 or f.signal is not None or not f.long_running or f.kill is not None:
+    if c.exit_code != 0 or c.signal is not None or not f.long_running or f.kill is not None:
         return None
     status = c.exit_evidence()
     evidence: list[Evidence] = [status] if status is not None else []

@@ -26,10 +26,9 @@ _OUTSIDE = {signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal
 
 
 def rule(c: Clues) -> Finding | None:
-    f = c.facts
-    number, from_status = f.signal, True
-    if number is None and f.exit_code is not None and 128 < f.exit_code < 160:
-        number, from_status = f.exit_code - 128, False
+    number, from_status = c.signal, c.facts.signal is not None
+    if number is None and c.exit_code is not None and 128 < c.exit_code < 160:
+        number, from_status = c.exit_code - 128, False
     if number is None or number == signal.SIGSEGV:
         return None
     try:
@@ -68,6 +67,8 @@ def rule(c: Clues) -> Finding | None:
         else Specificity.EXIT_CODE,
         confidence=Confidence.HIGH if why is not None or from_status else Confidence.LOW,
         deterministic=deterministic,
-        confirm="" if from_status else f"exit code {f.exit_code} is how a shell reports {name}",
+        confirm=""
+        if from_status or c.exit_code is None
+        else f"exit code {c.exit_code} is how a shell reports {name}",
         at=why.at if why is not None else -1,
     )

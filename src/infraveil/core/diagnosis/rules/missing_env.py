@@ -16,7 +16,7 @@ def _name(n: int) -> str:
 # Explicit messages naming the variable, from many runtimes and libraries.
 _SAYS = re.compile(
     rf"(?:environment variable|env(?:ironment)? var(?:iable)?|env key|required key)s?:? {_name(1)}"
-    r"(?: (?:is |was )?(?:not set|not defined|undefined|unset|missing|required|empty"
+    r"(?: (?:is |was )?(?:not set|not defined|not available|undefined|unset|missing|required|empty"
     r"|must be (?:set|defined|provided)|should not be empty|missing value)"
     r"| (?:is )?not (?:set|found|present))"
     rf"|\b{_name(2)} (?:environment variable |env var(?:iable)? )"

@@ -23,6 +23,7 @@ _MISSING = re.compile(
     r"|Cannot find (?:module|package) ['\"](?P<node2>[^'\"]+)['\"]"
     r"|error while loading shared libraries: (?P<lib>[^:]+): cannot open shared object file"
     r"|(?P<lib2>lib[\w.+-]+\.so[\w.]*): cannot open shared object file"
+    r"|Error loading shared library (?P<lib3>[^:\s]+): No such file"
     r"|cannot load such file -- (?P<ruby>\S+)"
     r"|Could not find (?P<gem>[\w-]+-[\d.]+) in any of the sources"
     r"|Could not load file or assembly '(?P<dotnet>[^',]+)"
@@ -55,6 +56,7 @@ _KIND = {
     "node2": "node",
     "lib": "lib",
     "lib2": "lib",
+    "lib3": "lib",
     "dylib": "lib",
     "ruby": "ruby",
     "gem": "ruby",

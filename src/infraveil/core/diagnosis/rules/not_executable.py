@@ -41,7 +41,7 @@ def rule(c: Clues) -> Finding | None:
         return _finding(
             c, path, found["interp"], [c.quote(found.line)], Specificity.MESSAGE, found.at
         )
-    if f.exit_code == 126 and f.signal is None:
+    if c.exit_code == 126 and c.signal is None:
         status = c.exit_evidence()
         return finding(
             Category.NOT_EXECUTABLE,

@@ -15,9 +15,11 @@ from infraveil.core.diagnosis.clues import Clues
 from infraveil.core.diagnosis.finding import Confidence, Evidence, Finding, Specificity, finding
 from infraveil.core.units import format_bytes
 
-_KERNEL = re.compile(
-    r"Out of memory: Kill(?:ed)? process|oom-kill:|Memory cgroup out of memory|oom_reaper"
-    r"|OOMKilled"
+# the kernel's own lines, most telling first (oom_reaper only says it reaped the victim)
+_KERNEL = (
+    re.compile(r"Memory cgroup out of memory: Kill|Out of memory: Kill(?:ed)? process"),
+    re.compile(r"oom-kill:|invoked oom-killer|\"OOMKilled\":\s*true|Reason:\s+OOMKilled"),
+    re.compile(r"oom_reaper: reaped process"),
 )
 
 
@@ -44,7 +46,9 @@ def rule(c: Clues) -> Finding | None:
             # at boot it will do it again; after a long run it may be a leak or a load peak
             deterministic=not f.became_ready,
         )
-    kernel = c.search(_KERNEL, decisive_first=False)
+    kernel = next(
+        (found for p in _KERNEL if (found := c.search(p, decisive_first=False)) is not None), None
+    )
     if kernel is not None:
         return finding(
             Category.OOM_KILLED,
@@ -55,12 +59,14 @@ def rule(c: Clues) -> Finding | None:
             at=kernel.at,
             deterministic=False,
         )
-    if f.signal == signal.SIGKILL or f.exit_code == 128 + signal.SIGKILL:
-        status = c.exit_evidence()
+    if c.signal == signal.SIGKILL or c.exit_code == 128 + signal.SIGKILL:
+        evidence = [e for e in (c.exit_evidence(),) if e is not None]
+        if (shell := c.search(_SHELL_KILLED, decisive_first=False)) is not None:
+            evidence.append(c.quote(shell.line))
         return finding(
             Category.OOM_KILLED,
             f"{c.who} was killed with SIGKILL, which is most often the OOM killer.",
-            [status] if status is not None else [],
+            evidence,
             fix,
             specificity=Specificity.EXIT_CODE,
             confidence=Confidence.LOW,
@@ -68,6 +74,9 @@ def rule(c: Clues) -> Finding | None:
             confirm="`dmesg | grep -i oom` or `journalctl -k | grep -i oom` naming its pid",
         )
     return None
+
+
+_SHELL_KILLED = re.compile(r"^(?:\S*sh: (?:line )?\d+: (?:\d+ )?)?Killed\b")
 
 
 def _memory(limit: int | None, peak: int | None) -> str:

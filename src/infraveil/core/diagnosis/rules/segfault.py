@@ -22,11 +22,14 @@ _SEGV = re.compile(
 
 def rule(c: Clues) -> Finding | None:
     f = c.facts
-    line = c.search(_SEGV)
+    # a Go panic's "[signal SIGSEGV: segmentation violation ...]" is a runtime panic the
+    # program could have recovered from, not a crash of native code: startup_exception reads it
+    go = c.decisive is not None and c.decisive.runtime == "go"
+    line = None if go else c.search(_SEGV)
     evidence: list[Evidence] = []
-    if f.signal == signal.SIGSEGV or line is not None:
+    if c.signal == signal.SIGSEGV or line is not None:
         specificity = Specificity.MESSAGE
-    elif f.exit_code == 128 + signal.SIGSEGV:
+    elif c.exit_code == 128 + signal.SIGSEGV:
         specificity = Specificity.EXIT_CODE
     else:
         return None

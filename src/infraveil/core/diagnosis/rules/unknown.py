@@ -14,13 +14,15 @@ def finding_for(c: Clues) -> Finding:
     if (status := c.exit_evidence()) is not None:
         evidence.append(status)
     missing: list[str] = []
-    if not f.log:
+    if f.log_problem:
+        missing.append(f.log_problem)
+    elif not f.log:
         missing.append("no output at all" if f.log_source else "no log")
     elif c.decisive is None:
         missing.append(f"no error line in the last {len(f.log)} lines of output")
     else:
         evidence.extend(c.quote_decisive())
-    if f.exit_code is None and f.signal is None and not f.live:
+    if c.exit_code is None and c.signal is None and not f.live:
         missing.append("no exit code or signal" if not f.exit_unknown else "exit status unknown")
     lacking = "; ".join(missing) or "no rule recognises this evidence"
     what = f"{c.who} failed and the evidence does not say why ({lacking})"

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from diagnosis_support import apply
+
+from infraveil.core.diagnosis.categories import Category
+from infraveil.core.diagnosis.finding import Confidence
+from infraveil.core.diagnosis.rules.not_executable import rule
+
+
+def test_permission_denied_names_the_file_and_chmod() -> None:
+    f = apply(rule, "/bin/sh: 1: ./run.sh: Permission denied", exit_code=126)
+    assert f is not None and f.category is Category.NOT_EXECUTABLE
+    assert "./run.sh" in f.summary and "chmod +x ./run.sh" in f.fix
+
+
+def test_a_carriage_return_in_the_shebang_is_called_out() -> None:
+    line = "bash: ./run.sh: /bin/bash^M: bad interpreter: No such file or directory"
+    f = apply(rule, line, exit_code=126)
+    assert f is not None and "Windows line endings" in f.summary and "sed -i" in f.fix
+
+
+def test_a_missing_interpreter_is_named() -> None:
+    line = "bash: ./tool: /usr/bin/python9: bad interpreter: No such file or directory"
+    f = apply(rule, line, exit_code=126)
+    assert f is not None and "/usr/bin/python9" in f.summary
+
+
+def test_the_agents_exec_failure_and_a_bare_126() -> None:
+    spawned = apply(rule, spawn_error="permission denied executing /srv/app", command=("/srv/app",))
+    assert spawned is not None and "/srv/app" in spawned.summary
+    bare = apply(rule, "", exit_code=126)
+    assert bare is not None and bare.confidence is Confidence.LOW
+
+
+def test_permission_denied_on_a_data_file_is_not_this() -> None:
+    log = "PermissionError: [Errno 13] Permission denied: '/var/lib/app/db.sqlite'"
+    assert apply(rule, log, exit_code=1) is None
