@@ -18,12 +18,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from infraveil.cli.docgen import render_api_reference, render_cli_reference  # noqa: E402
+from infraveil.core.diagnosis.docgen import render_categories_reference  # noqa: E402
 from infraveil.core.docgen_manifest import render_manifest_reference  # noqa: E402
 
 OUTPUTS: dict[str, Callable[[], str]] = {
     "docs/reference/manifest.md": render_manifest_reference,
     "docs/reference/cli.md": render_cli_reference,
     "docs/reference/api.md": render_api_reference,
+    "docs/reference/categories.md": render_categories_reference,
 }
 
 

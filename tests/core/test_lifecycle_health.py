@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 
+from infraveil.core.diagnosis.finding import Verdict
 from infraveil.core.exitstatus import ExitStatus
 from infraveil.core.lifecycle import (
     CRASH_LOOP,
@@ -208,6 +209,61 @@ def test_different_crashes_back_off_without_halting() -> None:
         assert record.state is not State.FAILED
         now = record.retry_at or now
         record = respawn(record, now)
+
+
+MISSING_ENV = Verdict(
+    "missing_env", True, "missing_env|KeyError: 'QUEUE_URL'", "worker needs QUEUE_URL."
+)
+REFUSED = Verdict(
+    "dependency_unreachable",
+    False,
+    "dependency_unreachable|connection refused: #.#.#.#:#",
+    "worker could not connect to 10.0.0.5:5432.",
+)
+
+
+def test_a_deterministic_diagnosis_halts_after_three_and_says_why() -> None:
+    record, _ = started()
+    now = 0.0
+    for n in range(1, CRASH_LOOP + 1):
+        now += 0.5
+        # the last lines differ (a pointer, a pid): the diagnosis still sees the same failure
+        record, actions = crash(record, now, f"at 0x7f{n}", verdict=MISSING_ENV)
+        if n < CRASH_LOOP:
+            assert record.state is State.BACKOFF or record.state is State.STARTING
+            now = record.retry_at or now
+            record = respawn(record, now)
+    assert record.state is State.FAILED and record.diagnosis == "missing_env"
+    assert record.reason.endswith("exited with code 1 after 0.5s: worker needs QUEUE_URL.")
+    halted = emitted(actions)["Halted"]
+    assert "worker needs QUEUE_URL; not restarting" in halted
+
+
+def test_a_transient_diagnosis_backs_off_and_never_halts() -> None:
+    record, _ = started()
+    now = 0.0
+    for _ in range(CRASH_LOOP * 4):
+        now += 0.5
+        record, _ = crash(record, now, "connection refused", verdict=REFUSED)
+        assert record.state is State.BACKOFF or record.state is State.STARTING
+        assert record.diagnosis == "dependency_unreachable"
+        now = record.retry_at or now
+        record = respawn(record, now)
+    assert record.failures == CRASH_LOOP * 4  # the back-off still grows
+
+
+def test_an_unknown_diagnosis_keeps_the_last_line_signature() -> None:
+    unknown = Verdict("unknown", False, "unknown|", "no evidence")
+    record, _ = started()
+    now = 0.0
+    for n in range(1, CRASH_LOOP + 1):
+        now += 0.5
+        record, _ = crash(record, now, "the same last line", verdict=unknown)
+        if n < CRASH_LOOP:
+            now = record.retry_at or now
+            record = respawn(record, now)
+    assert record.state is State.FAILED  # three identical crashes are the evidence
+    assert "last line: the same last line" in record.reason and record.diagnosis == ""
 
 
 def test_a_stable_run_starts_the_count_over() -> None:

@@ -295,7 +295,11 @@ def test_the_same_crash_three_times_halts_and_a_new_file_resumes_it(
     row = infraveil.wait_for_service("app", lambda r: r["state"] == "failed", 20, "to halt")
     assert row["halted"] is True and row["instance"] == 3
     assert row["reason"].startswith("failed the same way 3 times in a row: exited with code 1")
-    assert f"No such file or directory: '{config}'" in row["reason"]
+    assert f"its config file {config}: it does not exist" in row["reason"]
+    assert row["diagnosis"] == "config_missing"
+    why = infraveil.json("why", "app")
+    assert why["category"] == "config_missing" and why["deterministic"] is True
+    assert any(f"No such file or directory: '{config}'" in e["text"] for e in why["evidence"])
     assert "failed (halted)" in infraveil.ok("status").stdout
     halted = next(e for e in infraveil.events("app") if e["reason"] == "Halted")
     assert "not restarting until something it depends on changes" in halted["message"]
@@ -317,7 +321,14 @@ def test_a_halted_service_resumes_when_its_manifest_entry_changes(infraveil: Inf
     services: dict[str, dict[str, object]] = {"worker": {"command": needs_env}}
     infraveil.up(services)
     infraveil.wait_for_service("worker", lambda r: r["halted"], 20, "to halt")
-    assert "KeyError: 'QUEUE_URL'" in infraveil.api_service("worker")["reason"]
+    assert "needs the environment variable QUEUE_URL" in infraveil.api_service("worker")["reason"]
+    why = infraveil.json("why", "worker")
+    assert why["category"] == "missing_env"
+    assert why["evidence"][0]["text"] == "KeyError: 'QUEUE_URL'"
+    # the evidence says where it is: that line of that file is the quoted one
+    path, number = why["evidence"][0]["source"].rsplit(" line ", 1)
+    assert path.endswith("/logs/worker/3.log"), why
+    assert Path(path).read_text().splitlines()[int(number) - 1].endswith("KeyError: 'QUEUE_URL'")
     # an invalid manifest is not taken, and says why
     infraveil.manifest.write_text(infraveil.manifest.read_text() + "\nnot toml [\n")
     wait_for(

@@ -253,7 +253,9 @@ def test_main_exit_kills_what_is_left_of_its_group(infraveil: Infraveil, tmp_pat
 def test_starting_a_service_that_cannot_start_exits_1(infraveil: Infraveil) -> None:
     infraveil.up({"ghost": {"command": "ivl-no-such-command-xyz"}})
     result = infraveil.run("start", "ghost")
-    assert "ghost: failed: command not found: ivl-no-such-command-xyz" in result.stdout
+    not_found = "the command 'ivl-no-such-command-xyz' is not on the service's PATH"
+    assert "ghost: failed: ghost was not started: " in result.stdout
+    assert not_found in result.stdout
     assert infraveil.service("ghost")["state"] == "failed"
     assert result.returncode == 1, infraveil.explain(("start", "ghost"), result)
 

@@ -233,7 +233,10 @@ def test_a_schema_1_store_is_upgraded_in_place_and_keeps_its_instances(tmp_path:
         # schema 3: a failed instance keeps its diagnosis
         assert new.diagnosis is None and old.diagnosis is None
         store.set_diagnosis("api", 8, {"category": "oom_killed", "summary": "killed"})
-        assert store.instances("api")[0].diagnosis == {"category": "oom_killed", "summary": "killed"}
+        assert store.instances("api")[0].diagnosis == {
+            "category": "oom_killed",
+            "summary": "killed",
+        }
         assert store.instance("api", 8) == store.instances("api")[0]
         assert store.instance("api", 99) is None
     finally:

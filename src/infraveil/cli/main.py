@@ -2,31 +2,52 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
 from infraveil import __version__
 from infraveil.cli.errors import INTERNAL, exit_code_for
-from infraveil.cli.verbs import (
-    check,
-    control,
-    debug,
-    describe,
-    doctor,
-    down,
-    events,
-    logs,
-    status,
-    up,
-    why,
-)
 from infraveil.core.errors import InfraveilError, ManifestError
 
-VERBS = (up, down, status, describe, why, logs, events, control, check, debug, doctor)
+VERBS: dict[str, str] = {
+    "up": "up",
+    "agent": "up",  # hidden: what `up` starts in the background
+    "down": "down",
+    "status": "status",
+    "describe": "describe",
+    "why": "why",
+    "logs": "logs",
+    "events": "events",
+    "start": "control",
+    "stop": "control",
+    "restart": "control",
+    "check": "check",
+    "debug": "debug",
+    "doctor": "doctor",
+}
+"""Each verb and the module of cli/verbs/ that declares it (its COMMANDS)."""
+
+
+class LazyGroup(click.Group):
+    """Imports a verb's module only when that verb runs: `infraveil why` must not pay for the
+    agent's aiohttp or the diagnosis engine's rules (a CLI call is mostly imports)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(VERBS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module_name = VERBS.get(cmd_name)
+        if module_name is None:
+            return None
+        module = importlib.import_module(f"infraveil.cli.verbs.{module_name}")
+        commands: tuple[click.Command, ...] = module.COMMANDS
+        return next(c for c in commands if c.name == cmd_name)
 
 
 @click.group(
+    cls=LazyGroup,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog="Exit codes: 0 ok, 1 the command reported a failure, 2 usage or manifest error, "
     "3 no agent running, 4 no such service, 5 an agent is already running, 6 refused, "
@@ -44,11 +65,6 @@ def cli() -> None:
     Explain:  infraveil why SERVICE         infraveil doctor --log crash.txt     infraveil check
     Control:  infraveil restart SERVICE     infraveil down
     """
-
-
-for module in VERBS:
-    for command in module.COMMANDS:
-        cli.add_command(command)
 
 
 def main() -> None:

@@ -635,7 +635,8 @@ def _failed_run(r: ServiceRecord, event: Event, now: float) -> Transition:
             what = f"{event.status.describe()} after {format_duration(ran)}"
         verdict = event.verdict
         if verdict is not None and verdict.known:
-            what += f": {verdict.summary}"
+            if not event.oom:  # the OOM words say it all already
+                what += f": {verdict.summary}"
             signature = verdict.signature
             transient = not verdict.deterministic
         else:
@@ -662,7 +663,8 @@ def _failed_run(r: ServiceRecord, event: Event, now: float) -> Transition:
         diagnosis=verdict.category if verdict is not None and verdict.known else "",
         pid=None,
         last_exit=last_exit,
-        oom_killed=signature == "oom",
+        oom_killed=r.kill_signature == "oom"
+        or (isinstance(event, ProcessExited) and event.oom and not r.kill_reason),
         then_start=False,
         ready=False,
         degraded="",

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import pytest
-from diagnosis_support import apply, quoted
 
+from diagnosis_support import apply, quoted
 from infraveil.core.diagnosis.categories import Category
 from infraveil.core.diagnosis.finding import Confidence, Specificity
 from infraveil.core.diagnosis.rules.command_not_found import rule
@@ -11,7 +11,7 @@ LINES = [
     ("/entrypoint.sh: line 3: gunicorn: command not found", "gunicorn"),
     ("server-1  | /bin/sh: 1: gunicorn: not found", "gunicorn"),
     (
-        'ERROR: for node  Cannot start service node: OCI runtime create failed: starting container'
+        "ERROR: for node  Cannot start service node: OCI runtime create failed: starting container"
         ' process caused "exec: \\"docker-entrypoint.sh\\": executable file not found in $PATH":'
         " unknown",
         "docker-entrypoint.sh",

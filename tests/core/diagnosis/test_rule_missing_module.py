@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import pytest
-from diagnosis_support import apply, engine
 
+from diagnosis_support import apply, engine
 from infraveil.core.diagnosis.categories import Category
 from infraveil.core.diagnosis.rules.missing_module import rule
 

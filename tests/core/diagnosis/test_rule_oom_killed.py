@@ -3,7 +3,6 @@ from __future__ import annotations
 import signal
 
 from diagnosis_support import apply, engine, quoted
-
 from infraveil.core.diagnosis.categories import Category
 from infraveil.core.diagnosis.facts import KillFact
 from infraveil.core.diagnosis.finding import Confidence, Specificity

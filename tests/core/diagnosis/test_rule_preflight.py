@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from diagnosis_support import apply, engine, quoted
-
 from infraveil.core.diagnosis.categories import Category
 from infraveil.core.diagnosis.facts import PreflightProblem
 from infraveil.core.diagnosis.finding import Specificity

@@ -5,7 +5,6 @@ in its own test below)."""
 from __future__ import annotations
 
 from diagnosis_support import apply, engine, quoted
-
 from infraveil.core.diagnosis.categories import Category
 from infraveil.core.diagnosis.facts import EventFact, KillFact, ProbeFact
 from infraveil.core.diagnosis.finding import Confidence
@@ -55,10 +54,15 @@ def test_slow_start_killed_a_slow_start_with_no_error_at_all() -> None:
 
 def test_slow_start_killed_from_kubelet_events() -> None:
     events = (
-        EventFact("Unhealthy", "Liveness probe failed: Get http://10.1.2.3:8080/: dial tcp"
-                  " 10.1.2.3:8080: connect: connection refused", "events.txt:3"),
-        EventFact("Killing", "Container app failed liveness probe, will be restarted",
-                  "events.txt:4"),
+        EventFact(
+            "Unhealthy",
+            "Liveness probe failed: Get http://10.1.2.3:8080/: dial tcp"
+            " 10.1.2.3:8080: connect: connection refused",
+            "events.txt:3",
+        ),
+        EventFact(
+            "Killing", "Container app failed liveness probe, will be restarted", "events.txt:4"
+        ),
     )
     f = apply(slow_start_killed.rule, "Initializing caches...", events=events, exit_code=137)
     assert f is not None and f.category is Category.SLOW_START_KILLED

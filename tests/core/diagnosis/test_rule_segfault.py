@@ -3,7 +3,6 @@ from __future__ import annotations
 import signal
 
 from diagnosis_support import apply, quoted
-
 from infraveil.core.diagnosis.categories import Category
 from infraveil.core.diagnosis.finding import Specificity
 from infraveil.core.diagnosis.rules.segfault import rule

@@ -1,10 +1,9 @@
 from __future__ import annotations
 
 from diagnosis_support import engine
-
 from infraveil.core.diagnosis.categories import Category
-from infraveil.core.diagnosis.facts import Facts
 from infraveil.core.diagnosis.engine import diagnose
+from infraveil.core.diagnosis.facts import Facts
 from infraveil.core.diagnosis.finding import Confidence
 
 

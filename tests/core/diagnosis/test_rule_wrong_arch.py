@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from diagnosis_support import apply
-
 from infraveil.core.diagnosis.categories import Category
 from infraveil.core.diagnosis.finding import Specificity
 from infraveil.core.diagnosis.rules.wrong_arch import rule

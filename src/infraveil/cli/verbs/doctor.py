@@ -76,7 +76,7 @@ def doctor(
     if log_file is not None:
         tail = _read(log_file)
         source = "stdin" if str(log_file) == "-" else str(log_file)
-        text, problem = _decode(tail.lines)
+        text, problem = decode_tail(tail.lines)
         if problem:
             facts_kwargs["log_source"] = source
             facts_kwargs["log_problem"] = problem
@@ -144,7 +144,7 @@ def _read(path: Path) -> Tail:
         raise click.BadParameter(f"{path}: {e.strerror}", param_hint="--log") from None
 
 
-def _decode(lines: list[bytes]) -> tuple[str, str]:
+def decode_tail(lines: list[bytes]) -> tuple[str, str]:
     """The text of the tail, and what is wrong with it if it cannot be read as a log."""
     data = b"\n".join(lines)
     if not data.strip():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from infraveil.core.diagnosis.decisive import Decisive, LogLine, decisive_line
@@ -26,10 +26,20 @@ class Match:
         return self.match[group] or ""
 
 
+MAX_LINES = 400
+"""The engine reads the last lines of a tail only: what ended an instance is at its end, and
+every rule scanning thousands of lines would make an exit (or `doctor`) slow."""
+
+
 @dataclass
 class Clues:
     facts: Facts
     _index: dict[int, int] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.facts.log) > MAX_LINES:
+            log = self.facts.log[-MAX_LINES:]
+            self.facts = replace(self.facts, log=log, log_truncated=True)
 
     @cached_property
     def decisive(self) -> Decisive | None:
@@ -190,3 +200,50 @@ def listening_port(c: Clues) -> tuple[int, Match] | None:
     if found is None:
         return None
     return int(found["p1"] or found["p2"]), found
+
+
+# A failure the output got past: recovered from, or replaced by a later crash not chained to it.
+_RECOVERED = re.compile(
+    r"(?i)(?<!not )(?<!n't )(?<!failed )(?<!while )\b(?:connected to|successfully connected"
+    r"|connection (?:established"
+    r"|succeeded|successful)|ready to accept connections|listening (?:on|at)\b"
+    r"|application startup complete|server started)"
+)
+_CHAIN = re.compile(
+    r"^(?:The above exception was the direct cause|During handling of the above exception"
+    r"|Caused by: )"
+)
+
+
+def search_unless(c: Clues, pattern: re.Pattern[str], unless: re.Pattern[str]) -> Match | None:
+    """`c.search(pattern)` skipping lines `unless` matches (another category's wording).
+
+    Checking the exclusion only on candidate lines keeps the search one plain regex scan per
+    line; a `^(?!...)` lookahead would cost every line of the tail a second scan.
+    """
+    for line, at in c.decisive_lines():
+        if (m := pattern.search(line.text)) and not unless.search(line.text):
+            return Match(line, at, m)
+    log = c.facts.log
+    for i in range(len(log) - 1, -1, -1):
+        text = log[i].text
+        if (m := pattern.search(text)) and not unless.search(text):
+            return Match(log[i], i, m)
+    return None
+
+
+def superseded(c: Clues, found: Match) -> bool:
+    """Whether the output went on past `found`: a later recovery or an unrelated crash.
+
+    A failure that was retried and then recovered, or that a later runtime failure (not chained
+    to it) replaced as the reason the instance died, is evidence but not the verdict.
+    """
+    if c.on_decisive(found):
+        return False
+    log = c.facts.log
+    if any(_RECOVERED.search(line.text) for line in log[found.at + 1 :]):
+        return True
+    d = c.decisive
+    if d is None or d.runtime == "generic" or c.decisive_at <= found.at:
+        return False
+    return not any(_CHAIN.match(line.text) for line in log[found.at + 1 : c.decisive_at])

@@ -9,8 +9,13 @@ from infraveil.core.diagnosis.clues import Clues, Match
 from infraveil.core.diagnosis.finding import Confidence, Finding, Specificity, finding
 
 
-def _name(n: int) -> str:
-    return rf"[`'\"]?(?P<name{n}>[A-Z][A-Z0-9_]{{2,}})[`'\"]?"
+def _name(n: int, *, any_case: bool = True) -> str:
+    # after an explicit "environment variable", any identifier is one; elsewhere only the
+    # SHOUTING_CASE that environment variables are written in
+    # (a name starts at a word boundary and is taken whole, never given back: on a long line
+    # of letters, anything else would try every start and every length)
+    word = r"[A-Za-z_][A-Za-z0-9_]{1,80}+" if any_case else r"[A-Z][A-Z0-9_]{2,80}+"
+    return rf"[`'\"]?(?P<name{n}>\b{word})[`'\"]?"
 
 
 # Explicit messages naming the variable, from many runtimes and libraries.
@@ -19,14 +24,14 @@ _SAYS = re.compile(
     r"(?: (?:is |was )?(?:not set|not defined|not available|undefined|unset|missing|required|empty"
     r"|must be (?:set|defined|provided)|should not be empty|missing value)"
     r"| (?:is )?not (?:set|found|present))"
-    rf"|\b{_name(2)} (?:environment variable |env var(?:iable)? )"
+    rf"|\b{_name(2, any_case=False)} (?:environment variable |env var(?:iable)? )"
     r"(?:is |was )?(?:not set|not defined|undefined|missing|required|must be set|is empty)"
     rf"|(?:[Mm]issing|[Rr]equired|[Nn]o|[Uu]ndefined|[Uu]nset) (?:required )?"
     rf"(?:environment variable|env(?:ironment)? var(?:iable)?)s?:? {_name(3)}"
     rf"|[Ss]et the {_name(4)} environment variable"
     rf"|{_name(5)}: (?:unbound variable|parameter (?:null or )?not set)"
-    rf"|You must specify {_name(6)}"
-    rf"|(?:must|should) (?:set|specify|provide) (?:the )?{_name(7)}\b"
+    rf"|You must specify {_name(6, any_case=False)}"
+    rf"|(?:must|should) (?:set|specify|provide) (?:the )?{_name(7, any_case=False)}\b"
     r"|Missing [`'](?P<name8>secret_key_base)[`'] for '\w+' environment"
     r"|The (?P<name9>SECRET_KEY) setting must not be empty"
 )

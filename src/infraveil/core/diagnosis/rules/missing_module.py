@@ -71,6 +71,20 @@ def rule(c: Clues) -> Finding | None:
         return None
     group, name = next((g, v) for g, v in found.match.groupdict().items() if v)
     kind = _KIND[group]
+    # a build that lacks one library usually lacks its siblings: name them all (up to 3)
+    quoted = [found.line]
+    names = [name]
+    for line in c.facts.log:
+        if len(names) == 3:
+            break
+        m = _MISSING.search(line.text)
+        if m is None or line is found.line:
+            continue
+        other = next(v for v in m.groupdict().values() if v)
+        if other not in names:
+            names.append(other)
+            quoted.append(line)
+    name = ", ".join(names)
     what = "the shared library" if kind == "lib" else "the module"
     if group == "pyname":
         what = "the name"
@@ -79,7 +93,7 @@ def rule(c: Clues) -> Finding | None:
     return finding(
         Category.MISSING_MODULE,
         f"{c.who} cannot start: {what} {name} is missing from its build or environment.",
-        [c.quote(found.line)],
+        [c.quote(line) for line in sorted(quoted, key=lambda ln: ln.number)],
         _FIX[kind].format(name=name) + f", then {c.restart_hint()}.",
         specificity=Specificity.MESSAGE,
         at=found.at,

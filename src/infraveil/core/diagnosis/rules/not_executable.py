@@ -15,7 +15,7 @@ from infraveil.core.diagnosis.finding import Confidence, Evidence, Finding, Spec
 
 _SHELL = re.compile(
     r"^(?:[^\s:]+: )(?:line \d+: |\d+: )?(?P<path>[^\s:]+): Permission denied\s*$"
-    r"|(?P<script>[^\s:]+): (?P<interp>[^:]+): bad interpreter"
+    r"|(?<![^\s:])(?P<script>[^\s:]++): (?P<interp>[^:]{1,200}+): bad interpreter"
     r"|^exec (?P<path2>\S+): permission denied\s*$"
     r"|exec: \"(?P<path3>[^\"]+)\": permission denied"
     r"|Failed at step EXEC spawning (?P<path4>\S+): Permission denied"

@@ -30,6 +30,5 @@ def rule(c: Clues) -> Finding | None:
         " timeout; check the load it had (`infraveil describe`).",
         specificity=Specificity.PROBE,
         confidence=Confidence.MEDIUM,
-        deterministic=False,
         confirm="a thread dump showing where it was stuck",
     )
