@@ -42,7 +42,7 @@ def up(manifest: Path, state_dir: Path, detach: bool, output: str) -> None:
     """Start the agent and every service of the manifest, dependencies first.
 
     With --detach it exits 0 when every service is up, 1 when some service is failing (the
-    agent keeps running and retrying it; see `infraveil logs SERVICE`).
+    agent keeps running and retrying it; see `infraveil why SERVICE`).
 
     In the foreground (the default) the agent's events are printed as they happen, and
     Ctrl-C stops every service and the agent (a second Ctrl-C kills what is left).
@@ -122,7 +122,7 @@ def _detach(manifest: Path, state_dir: Path, output: str) -> None:
         render_status(console(), result["services"])
         for s in troubled:
             click.echo(
-                f"{s['name']} is not up: {s['reason']} — see `infraveil logs {s['name']}`",
+                f"{s['name']} is not up: {s['reason']} — see `infraveil why {s['name']}`",
                 err=True,
             )
     if troubled:  # the agent runs on and keeps retrying; the exit code tells a script

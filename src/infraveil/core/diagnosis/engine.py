@@ -10,6 +10,8 @@ last). With no finding at all, the answer is `unknown`, saying what evidence was
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from infraveil.core.diagnosis.clues import Clues
 from infraveil.core.diagnosis.facts import Facts
 from infraveil.core.diagnosis.finding import Confidence, Diagnosis, Finding
@@ -26,6 +28,10 @@ def diagnose(facts: Facts) -> Diagnosis:
         return Diagnosis(unknown.finding_for(clues))
     found.sort(key=lambda f: _rank(clues, f), reverse=True)
     best, *others = found
+    status = clues.exit_evidence()
+    if status is not None and status not in best.evidence and best.evidence:
+        # every answer says how the instance ended, beside what explains it
+        best = replace(best, evidence=(*best.evidence, status))
     seen = {best.category}
     rest: list[Finding] = []
     for f in others:
