@@ -128,17 +128,12 @@ def test_debug_hold_without_an_agent_says_how_to_start_one(
     assert f"error: no agent is running on {infraveil.state_dir}" in result.stderr
 
 
-def test_debug_hold_holds_then_restarts_or_says_it_is_unsupported(
+def test_debug_hold_holds_then_restarts_with_the_real_command(
     infraveil: Infraveil, open_dir: Path
 ) -> None:
     infraveil.up({"web": web(open_dir)})
     before = infraveil.service("web")
     result = infraveil.run("debug", "web", "--hold", "-c", "echo inside")
-    if "may not support holding yet" in result.stderr:  # an agent without the hold route
-        assert result.returncode == 1, infraveil.explain(("debug", "--hold"), result)
-        assert "error: the agent could not hold web:" in result.stderr
-        assert infraveil.service("web")["pid"] == before["pid"]  # nothing was touched
-        return
     assert result.returncode == 0, infraveil.explain(("debug", "--hold"), result)
     assert result.stdout == "inside\n"
     assert "debug: web is held" in result.stderr
@@ -146,3 +141,15 @@ def test_debug_hold_holds_then_restarts_or_says_it_is_unsupported(
     after = infraveil.service("web")
     assert after["state"] == "running"
     assert after["pid"] != before["pid"]
+    # one instance in between held its place, running a wait instead of the command
+    assert after["instance"] == before["instance"] + 2
+    held, real = (
+        next(i for i in infraveil.describe("web")["instances"] if i["number"] == n)
+        for n in (before["instance"] + 1, after["instance"])
+    )
+    assert held["command"][-1] == "import signal; signal.pause()"
+    assert real["command"] == before_command(infraveil)
+
+
+def before_command(infraveil: Infraveil) -> list[str]:
+    return list(infraveil.describe("web")["spec"]["command"])

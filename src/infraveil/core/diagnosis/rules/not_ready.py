@@ -1,4 +1,5 @@
-"""Rule: not_ready — a running instance fails its readiness check (nothing is restarted)."""
+"""Rule: not_ready — a live instance fails its readiness check, or its startup check while it
+boots (nothing is restarted for either; a startup past its deadline is slow_start_killed)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from infraveil.core.diagnosis.finding import Confidence, Finding, Specificity, f
 def rule(c: Clues) -> Finding | None:
     if not c.facts.live or c.facts.kill is not None:
         return None
-    failing = failed_probes(c, "readiness")
+    failing = failed_probes(c, "readiness", "startup")
     if not failing:
         return None
     probe, evidence = failing[-1]
-    summary = f"{c.who} is running but not ready: its readiness check fails ({probe.detail})."
+    if c.facts.became_ready:
+        summary = f"{c.who} is running but not ready: its readiness check fails ({probe.detail})."
+    else:
+        summary = f"{c.who} is still starting: its {probe.role} check fails ({probe.detail})."
     return finding(
         Category.NOT_READY,
         summary,
