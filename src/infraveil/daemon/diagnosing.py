@@ -108,9 +108,12 @@ def exit_facts(
     dependencies: Sequence[DependencyFact],
 ) -> Facts:
     """Everything known about an instance that just ended."""
-    lines, truncated = log_facts(log_path)
-    return Facts(
-        service=spec.name,
+    return _instance_facts(
+        spec,
+        record,
+        log_path,
+        probes,
+        dependencies,
         instance=number,
         exit_code=status.code,
         signal=status.signal,
@@ -120,9 +123,37 @@ def exit_facts(
         memory_limit=memory_limit,
         peak_memory=peak_memory,
         run_seconds=run_seconds,
-        became_ready=record.running_since is not None,
         typical_boot=record.typical_boot,
         kill=kill_fact(record),
+    )
+
+
+def live_facts(
+    spec: ServiceSpec,
+    record: ServiceRecord,
+    *,
+    log_path: Path,
+    probes: Mapping[str, Any] | None,
+    dependencies: Sequence[DependencyFact],
+) -> Facts:
+    """A running instance that is not ready or not healthy (`why` on a live service)."""
+    return _instance_facts(
+        spec, record, log_path, probes, dependencies, instance=record.instance, live=True
+    )
+
+
+def _instance_facts(
+    spec: ServiceSpec,
+    record: ServiceRecord,
+    log_path: Path,
+    probes: Mapping[str, Any] | None,
+    dependencies: Sequence[DependencyFact],
+    **facts: Any,
+) -> Facts:
+    lines, truncated = log_facts(log_path)
+    return Facts(
+        service=spec.name,
+        became_ready=record.running_since is not None,
         log=lines,
         log_source=str(log_path),
         log_truncated=truncated,
@@ -130,6 +161,7 @@ def exit_facts(
         dependencies=tuple(dependencies),
         command=spec.command,
         ports=_ports(spec),
+        **facts,
     )
 
 
@@ -150,31 +182,6 @@ def start_facts(
         dependencies=tuple(dependencies),
         command=spec.command,
         ports=_ports(spec),
-    )
-
-
-def live_facts(
-    spec: ServiceSpec,
-    record: ServiceRecord,
-    *,
-    log_path: Path,
-    probes: Mapping[str, Any] | None,
-    dependencies: Sequence[DependencyFact],
-) -> Facts:
-    """A running instance that is not ready or not healthy (`why` on a live service)."""
-    lines, truncated = log_facts(log_path)
-    return Facts(
-        service=spec.name,
-        instance=record.instance,
-        became_ready=record.running_since is not None,
-        log=lines,
-        log_source=str(log_path),
-        log_truncated=truncated,
-        probes=probe_facts(probes),
-        dependencies=tuple(dependencies),
-        command=spec.command,
-        ports=_ports(spec),
-        live=True,
     )
 
 
