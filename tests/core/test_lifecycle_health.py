@@ -252,6 +252,23 @@ def test_a_transient_diagnosis_backs_off_and_never_halts() -> None:
     assert record.failures == CRASH_LOOP * 4  # the back-off still grows
 
 
+def test_a_hang_the_agent_ended_is_transient_and_keeps_its_category() -> None:
+    hang = Verdict("unresponsive", False, "unresponsive|x", "web stopped answering.")
+    record = ready_at(1.0)
+    now = 2.0
+    for n in range(1, CRASH_LOOP + 3):
+        # hangs soon after each start: never a stable run, the same kill every time
+        record, _ = step(record, LivenessFailed(n, "failed 3 times over 15s: no answer"), now)
+        exited = ProcessExited(n, ExitStatus(signal=signal.SIGTERM), verdict=hang)
+        record, _ = step(record, exited, now + 0.5)
+        assert record.state is not State.FAILED and record.diagnosis == "unresponsive"
+        assert record.signature.startswith("liveness|")  # the kill's signature is kept
+        now = (record.retry_at or now) + 0.1
+        record = respawn(record, now)
+        record, _ = step(record, ReadinessChanged(record.instance, True, "ok"), now + 0.1)
+        now += 1.0
+
+
 def test_an_unknown_diagnosis_keeps_the_last_line_signature() -> None:
     unknown = Verdict("unknown", False, "unknown|", "no evidence")
     record, _ = started()

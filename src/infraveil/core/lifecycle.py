@@ -619,7 +619,6 @@ def _failed_run(r: ServiceRecord, event: Event, now: float) -> Transition:
     """The instance ended without being asked to: restart at once, back off, wait, or halt."""
     assert isinstance(event, ProcessExited | SpawnFailed)
     deterministic = False
-    transient = False  # the diagnosis says retrying as-is can work: back off, never halt
     last_exit: ExitStatus | None
     if r.kill_reason:
         assert isinstance(event, ProcessExited)
@@ -638,7 +637,6 @@ def _failed_run(r: ServiceRecord, event: Event, now: float) -> Transition:
             if not event.oom:  # the OOM words say it all already
                 what += f": {verdict.summary}"
             signature = verdict.signature
-            transient = not verdict.deterministic
         else:
             if event.status.code == 0:
                 what += " (a long-running service must not exit; does it daemonize?)"
@@ -657,10 +655,13 @@ def _failed_run(r: ServiceRecord, event: Event, now: float) -> Transition:
         reason = "SpawnFailed"
 
     stable = r.running_since is not None and now - r.running_since >= STABLE_RUN
-    verdict = event.verdict if not r.kill_reason else None
+    verdict = event.verdict if event.verdict is not None and event.verdict.known else None
+    # (an instance the agent ended keeps the kill's signature, but the diagnosis still says
+    # whether trying again can help: a hang is transient, a boot too slow for its deadline not)
+    transient = verdict is not None and not verdict.deterministic
     r = replace(
         r,
-        diagnosis=verdict.category if verdict is not None and verdict.known else "",
+        diagnosis=verdict.category if verdict is not None else "",
         pid=None,
         last_exit=last_exit,
         oom_killed=r.kill_signature == "oom"
