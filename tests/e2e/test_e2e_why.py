@@ -59,8 +59,11 @@ def test_a_healthy_service_says_so_and_shows_its_last_failure(
     assert infraveil.json("why", "app", "--instance", "1")["category"] == "config_invalid"
     assert infraveil.json("why", "app", "--instance", "2")["healthy"] is True
     result = infraveil.run("why", "app", "--instance", "9")
-    assert result.returncode != 0 and "app has no instance 9" in result.stderr
+    assert result.returncode == 4 and "app has no instance 9" in result.stderr
     assert "its latest instances are 2, 1" in result.stderr
+    # the same exit code for any instance or log that does not exist
+    result = infraveil.run("logs", "app", "--instance", "9")
+    assert result.returncode == 4 and "no log is kept for instance 9 of app" in result.stderr
 
 
 def test_a_running_service_that_is_not_ready_is_explained_live(
@@ -109,30 +112,24 @@ def run_doctor(*args: str, stdin: bytes | None = None) -> subprocess.CompletedPr
     return result
 
 
-def doctor(
-    infraveil: Infraveil, *args: str, stdin: bytes | None = None
-) -> tuple[int, dict[str, Any]]:
+def doctor(*args: str, stdin: bytes | None = None) -> tuple[int, dict[str, Any]]:
     result = run_doctor(*args, "-o", "json", stdin=stdin)
     return result.returncode, json.loads(result.stdout) if result.stdout else {}
 
 
-def test_doctor_on_an_empty_or_binary_log_says_what_is_missing(
-    infraveil: Infraveil, tmp_path: Path
-) -> None:
+def test_doctor_on_an_empty_or_binary_log_says_what_is_missing(tmp_path: Path) -> None:
     empty = tmp_path / "empty.log"
     empty.write_bytes(b"")
-    code, found = doctor(infraveil, "--log", str(empty))
+    code, found = doctor("--log", str(empty))
     assert code == 1 and found["category"] == "unknown"
     assert "the log is empty" in found["summary"]
     binary = tmp_path / "core"
     binary.write_bytes(bytes(range(256)) * 4096)
-    code, found = doctor(infraveil, "--log", str(binary), "--exit-code", "1")
+    code, found = doctor("--log", str(binary), "--exit-code", "1")
     assert code == 1 and "the log is binary data, not text" in found["summary"]
 
 
-def test_doctor_reads_only_the_tail_of_a_big_log_with_true_line_numbers(
-    infraveil: Infraveil, tmp_path: Path
-) -> None:
+def test_doctor_reads_only_the_tail_of_a_big_log_with_true_line_numbers(tmp_path: Path) -> None:
     big = tmp_path / "big.log"
     filler = b"INFO request served in 3 ms\n" * 400_000  # 11 MB: well past the 256 KiB tail
     big.write_bytes(
@@ -140,7 +137,7 @@ def test_doctor_reads_only_the_tail_of_a_big_log_with_true_line_numbers(
         + filler
         + b"Error: listen EADDRINUSE: address already in use :::3000\n"
     )
-    code, found = doctor(infraveil, "--log", str(big))
+    code, found = doctor("--log", str(big))
     assert code == 0 and found["category"] == "port_in_use"
     assert found["evidence"][0] == {
         "source": f"{big} line 400002",
@@ -149,14 +146,14 @@ def test_doctor_reads_only_the_tail_of_a_big_log_with_true_line_numbers(
     assert "early" not in json.dumps(found)
 
 
-def test_doctor_decodes_any_encoding_and_reads_stdin(infraveil: Infraveil, tmp_path: Path) -> None:
+def test_doctor_decodes_any_encoding_and_reads_stdin(tmp_path: Path) -> None:
     latin1 = tmp_path / "latin1.log"
     latin1.write_bytes("Démarrage…\nKeyError: 'CLÉ_API'\n".encode("latin-1", "replace"))
-    code, found = doctor(infraveil, "--log", str(latin1), "--exit-code", "1")
+    code, found = doctor("--log", str(latin1), "--exit-code", "1")
     assert code in (0, 1) and found["summary"]  # decoded with replacement, never a crash
     utf16 = tmp_path / "utf16.log"
     utf16.write_bytes("Error: Cannot find module 'express'\n".encode("utf-16"))
-    code, found = doctor(infraveil, "--log", str(utf16))
+    code, found = doctor("--log", str(utf16))
     assert found["category"] == "missing_module"
     journal = (
         b"Nov 21 08:00:01 host app[123]: Traceback (most recent call last):\n"
@@ -165,13 +162,13 @@ def test_doctor_decodes_any_encoding_and_reads_stdin(infraveil: Infraveil, tmp_p
         b"Nov 21 08:00:01 host systemd[1]: app.service: Main process exited, code=exited,"
         b" status=1/FAILURE\n"
     )
-    code, found = doctor(infraveil, "--log", "-", stdin=journal)
+    code, found = doctor("--log", "-", stdin=journal)
     assert code == 0 and found["category"] == "missing_module"
     assert found["evidence"][0]["text"] == "ModuleNotFoundError: No module named 'flask'"
     assert found["evidence"][-1]["text"].endswith("code=exited, status=1/FAILURE")
 
 
-def test_doctor_refuses_bad_arguments_clearly(infraveil: Infraveil, tmp_path: Path) -> None:
+def test_doctor_refuses_bad_arguments_clearly(tmp_path: Path) -> None:
     for args, message in (
         (["--log", str(tmp_path / "nope.log")], "nope.log: no such file"),
         (["--signal", "SIGWHAT"], "'SIGWHAT' is not a signal"),

@@ -8,6 +8,7 @@ from infraveil.core import errors
 
 STATUS_BY_CODE: dict[str, int] = {
     errors.UnknownServiceError.code: 404,
+    errors.NotFoundError.code: 404,
     errors.CommandRefusedError.code: 409,
     errors.ManifestError.code: 422,
     "bad_request": 400,
@@ -31,5 +32,6 @@ def error_from_body(body: dict[str, Any]) -> errors.InfraveilError:
     if code == errors.CommandRefusedError.code:
         service = info.get("service") or {}
         return errors.CommandRefusedError(message, hint=hint, state=service.get("state"))
-    error = errors.ApiError(message or "the agent answered with an error", hint=hint)
-    return error
+    if code == errors.NotFoundError.code:
+        return errors.NotFoundError(message, hint=hint)
+    return errors.ApiError(message or "the agent answered with an error", hint=hint)

@@ -23,7 +23,7 @@ from infraveil import __version__
 from infraveil.api import views
 from infraveil.api.errors import error_body, status_for
 from infraveil.api.metrics import render_metrics
-from infraveil.core.errors import InfraveilError, UnknownServiceError
+from infraveil.core.errors import InfraveilError, NotFoundError, UnknownServiceError
 from infraveil.core.lifecycle import (
     RestartRequested,
     StartRequested,
@@ -192,7 +192,7 @@ async def why(request: web.Request) -> web.StreamResponse:
         row = agent.store.instance(name, number)
         if row is None:
             known = [i.number for i in agent.store.instances(name, limit=10)]
-            raise _NotFound(
+            raise NotFoundError(
                 f"{name} has no instance {number}",
                 hint=f"its latest instances are {', '.join(map(str, known)) or 'none yet'}",
             )
@@ -223,11 +223,13 @@ async def logs(request: web.Request) -> web.StreamResponse:
         instance = view.record.instance - 1 if _bool(request, "previous") else view.record.instance
     if instance < 1:
         what = "a previous instance" if _bool(request, "previous") else "any instance yet"
-        raise _NotFound(f"{name} has no {what}", hint="see `infraveil describe " + name + "`")
+        raise NotFoundError(f"{name} has no {what}", hint="see `infraveil describe " + name + "`")
     log_files: LogFiles = agent.logs
     if instance not in log_files.instances(name):
         kept = ", ".join(map(str, log_files.instances(name))) or "none"
-        raise _NotFound(f"no log is kept for instance {instance} of {name}", hint=f"kept: {kept}")
+        raise NotFoundError(
+            f"no log is kept for instance {instance} of {name}", hint=f"kept: {kept}"
+        )
     reader = LogReader(log_files, name, instance)
     try:
         lines = reader.initial(tail=_int(request, "tail", None), since=request.query.get("since"))
@@ -275,10 +277,6 @@ def _rows(lines: list[LogLine], instance: int) -> bytes:
 
 def _ndjson(rows: list[dict[str, Any]]) -> bytes:
     return b"".join(json.dumps(r).encode() + b"\n" for r in rows)
-
-
-class _NotFound(InfraveilError):
-    code = "not_found"
 
 
 @route(
@@ -427,8 +425,6 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except _BadRequest as e:
         return web.json_response(error_body("bad_request", str(e)), status=400)
-    except _NotFound as e:
-        return web.json_response(error_body(e.code, e.message, e.hint), status=404)
     except UnknownServiceError as e:
         body = error_body(e.code, e.message, e.hint, name=e.name, known=list(e.known))
         return web.json_response(body, status=404)

@@ -15,7 +15,7 @@ EXIT_CODES: dict[str, tuple[int, str]] = {
     errors.ManifestError.code: (2, "the manifest is invalid"),
     errors.AgentNotRunningError.code: (3, "no agent is running on the state directory"),
     errors.UnknownServiceError.code: (4, "no such service (or instance, or log)"),
-    "not_found": (4, "no such service (or instance, or log)"),
+    errors.NotFoundError.code: (4, "no such service (or instance, or log)"),
     errors.AgentAlreadyRunningError.code: (5, "an agent is already running on the state directory"),
     errors.CommandRefusedError.code: (6, "the agent refused the command in the service's state"),
     errors.StateDirError.code: (7, "the state directory cannot be used"),

@@ -3,6 +3,7 @@
     InfraveilError                    code            (what a person did or must do)
     ├── ManifestError                 manifest_invalid   the manifest has one or more problems
     ├── UnknownServiceError           unknown_service    a name that is not in the manifest
+    ├── NotFoundError                 not_found          no such instance (or log) of a service
     ├── AgentNotRunningError          agent_not_running  no agent answers on the state directory
     ├── AgentAlreadyRunningError      agent_running      a second agent on one state directory
     ├── StateDirError                 state_dir          the state directory cannot be used
@@ -66,6 +67,10 @@ class UnknownServiceError(InfraveilError):
         self.known = tuple(known)
         names = ", ".join(sorted(known)) or "none"
         super().__init__(f"no service named {name!r}", hint=f"known services: {names}")
+
+
+class NotFoundError(InfraveilError):
+    code = "not_found"
 
 
 class AgentNotRunningError(InfraveilError):
