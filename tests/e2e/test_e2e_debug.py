@@ -148,8 +148,4 @@ def test_debug_hold_holds_then_restarts_with_the_real_command(
         for n in (before["instance"] + 1, after["instance"])
     )
     assert held["command"][-1] == "import signal; signal.pause()"
-    assert real["command"] == before_command(infraveil)
-
-
-def before_command(infraveil: Infraveil) -> list[str]:
-    return list(infraveil.describe("web")["spec"]["command"])
+    assert real["command"] == infraveil.describe("web")["spec"]["command"]

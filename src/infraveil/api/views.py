@@ -13,11 +13,10 @@ from typing import Any
 from infraveil.core.checks import CheckKind, CheckSpec
 from infraveil.core.diagnosis.categories import Category
 from infraveil.core.diagnosis.engine import diagnose
-from infraveil.core.diagnosis.facts import DependencyFact
 from infraveil.core.lifecycle import State
 from infraveil.core.spec import ServiceSpec
 from infraveil.daemon.agent import ServiceView, Snapshot
-from infraveil.daemon.diagnosing import live_facts
+from infraveil.daemon.diagnosing import dependency_facts, live_facts
 from infraveil.daemon.probing import history_json
 from infraveil.store.db import InstanceRow
 from infraveil.store.logs import LogFiles
@@ -210,13 +209,8 @@ def why_now(
         stored = latest.diagnosis or {}
         return {"service": name, "instance": latest.number, "healthy": False, **stored}
     if record.live and (not record.ready or record.degraded):
-        deps = [
-            DependencyFact(
-                d, snapshot.services[d].record.ready, str(snapshot.services[d].record.state)
-            )
-            for d in view.spec.depends_on
-            if d in snapshot.services
-        ]
+        records = {n: v.record for n, v in snapshot.services.items()}
+        deps = dependency_facts(view.spec, records)
         facts = live_facts(
             view.spec,
             record,

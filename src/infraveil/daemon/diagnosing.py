@@ -85,6 +85,17 @@ def _kind(target: str) -> str:
     return "notify" if target == "sd_notify" else ""
 
 
+def dependency_facts(
+    spec: ServiceSpec, records: Mapping[str, ServiceRecord]
+) -> list[DependencyFact]:
+    """The service's `depends_on`, each with whether it is ready now."""
+    return [
+        DependencyFact(d, records[d].ready, str(records[d].state))
+        for d in spec.depends_on
+        if d in records
+    ]
+
+
 def kill_fact(record: ServiceRecord) -> KillFact | None:
     """How the agent ended the instance, if it did (set while it was being stopped)."""
     if not record.kill_reason:

@@ -28,7 +28,7 @@ from typing import Any
 from infraveil.core.checks import CheckKind
 from infraveil.core.diagnosis.categories import Category
 from infraveil.core.diagnosis.engine import diagnose
-from infraveil.core.diagnosis.facts import DependencyFact, Facts, PreflightProblem
+from infraveil.core.diagnosis.facts import Facts, PreflightProblem
 from infraveil.core.diagnosis.finding import Verdict
 from infraveil.core.errors import ManifestError
 from infraveil.core.exitstatus import ExitStatus
@@ -71,7 +71,7 @@ from infraveil.core.lifecycle import (
 )
 from infraveil.core.spec import Manifest, ServiceSpec
 from infraveil.core.units import format_bytes, format_duration
-from infraveil.daemon.diagnosing import exit_facts, start_facts
+from infraveil.daemon.diagnosing import dependency_facts, exit_facts, start_facts
 from infraveil.daemon.inputs import InputWatch, inputs_of
 from infraveil.daemon.probing import (
     NotifyReceived,
@@ -309,7 +309,7 @@ class Supervisor:
                 memory_limit=live.memory_limit,
                 peak_memory=live.peak_rss,
                 probes=probes,
-                dependencies=self._dependency_facts(name),
+                dependencies=dependency_facts(self.manifest.services[name], self.records),
             )
             verdict = self._diagnose(name, live.number, facts)
         exited = ProcessExited(
@@ -322,12 +322,6 @@ class Supervisor:
         diagnosis = diagnose(facts)
         self.store.set_diagnosis(name, number, diagnosis.as_dict())
         return diagnosis.verdict
-
-    def _dependency_facts(self, name: str) -> list[DependencyFact]:
-        return [
-            DependencyFact(d, self.records[d].ready, str(self.records[d].state))
-            for d in self.manifest.services[name].depends_on
-        ]
 
     def adopt(self, row: InstanceRow, saved: ServiceRecord | None) -> bool:
         """Take over an instance a previous agent started, if it is still that process.
