@@ -138,7 +138,7 @@ CASES: dict[str, Case] = {
         api("zzz = 1"),
         3,
         ("unknown key 'zzz' in service 'api'",),
-        ("valid keys: command, env, env_file, cwd, user, port, depends_on",),
+        ("valid keys: command, env, env_file, required_env, cwd, payload, user, port",),
     ),
     "missing command": (
         toml("[services.api]", "port = 8000"),
@@ -525,6 +525,87 @@ CASES: dict[str, Case] = {
         ("'startup_deadline'", "'long'"),
         ("let infraveil learn it",),
     ),
+    # -- required_env ----------------------------------------------------------------------
+    "required_env is a table": (
+        api('required_env = { DATABASE_URL = "x" }'),
+        3,
+        (
+            "service 'api': 'required_env' must be a list of environment variable names,"
+            " got a table",
+        ),
+        ('required_env = ["DATABASE_URL", "SECRET_KEY"]',),
+    ),
+    "required_env is a number": (
+        api("required_env = 1"),
+        3,
+        ("'required_env' must be a list", "the integer 1"),
+        (),
+    ),
+    "required_env lists a number": (
+        api('required_env = ["A", 1]'),
+        3,
+        ("'required_env' must list variable names, got the integer 1",),
+        ("required_env = [",),
+    ),
+    "required_env lists a bad name": (
+        api("required_env = [", '  "DATABASE_URL",', '  "1PASSWORD",', "]"),
+        3,
+        ("'required_env' name '1PASSWORD' is not a valid environment variable name",),
+        ("letters, digits and '_'",),
+    ),
+    "required_env lists an empty name": (
+        api('required_env = [""]'),
+        3,
+        ("'required_env' name '' is not a valid",),
+        (),
+    ),
+    # -- payload ---------------------------------------------------------------------------
+    "payload is a string": (
+        api('payload = "true"'),
+        3,
+        ("service 'api': 'payload' must be true or false, got the string 'true'",),
+        ("payload = true, without quotes",),
+    ),
+    "payload is a number": (api("payload = 1"), 3, ("'payload'", "the integer 1"), ()),
+    # -- soak and watch --------------------------------------------------------------------
+    "soak is not a duration": (
+        api('soak = "a while"'),
+        3,
+        ("'soak'", "'a while'"),
+        ('soak = "30s"', "soak = 0"),
+    ),
+    "soak is negative": (
+        api("soak = -1"),
+        3,
+        ("'soak' must be from 0 to 1h, got the integer -1",),
+        (),
+    ),
+    "soak is over an hour": (
+        api('soak = "61m"'),
+        3,
+        ("'soak' must be from 0 to 1h, got the string '61m'",),
+        (),
+    ),
+    "soak is nan": (api("soak = nan"), 3, ("'soak' must be from 0 to 1h", "nan"), ()),
+    "soak is a boolean": (
+        api("soak = false"),
+        3,
+        ("'soak' must be a duration, got the boolean false",),
+        (),
+    ),
+    "watch is not a duration": (
+        api('watch = "forever"'),
+        3,
+        ("'watch'", "'forever'"),
+        ('watch = "5m"',),
+    ),
+    "watch is infinite": (api("watch = inf"), 3, ("'watch' must be from 0 to 1h", "inf"), ()),
+    "watch is a list": (
+        api('watch = ["60s"]'),
+        3,
+        ("'watch' must be a duration", "the list"),
+        (),
+    ),
 }
 
 
@@ -576,6 +657,25 @@ ACCEPTED: dict[str, tuple[str, str, object]] = {
     "memory lower-case k": ('memory = "8192k"', "memory", 8 << 20),
     "memory bytes": ("memory = 67108864", "memory", 64 << 20),
     "startup_deadline": ('startup_deadline = "5m"', "startup_deadline", 300.0),
+    "required_env list": (
+        'required_env = ["DATABASE_URL", "_X1"]',
+        "required_env",
+        ("DATABASE_URL", "_X1"),
+    ),
+    "required_env one string": ('required_env = "SECRET"', "required_env", ("SECRET",)),
+    "required_env twice the same": ('required_env = ["A", "B", "A"]', "required_env", ("A", "B")),
+    "required_env empty": ("required_env = []", "required_env", ()),
+    "payload true": ("payload = true", "payload", True),
+    "payload false": ("payload = false", "payload", False),
+    "soak duration": ('soak = "1m30s"', "soak", 90.0),
+    "soak 0": ("soak = 0", "soak", 0.0),
+    "soak 0s": ('soak = "0s"', "soak", 0.0),
+    "soak minus 0 is 0": ('soak = "-0"', "soak", 0.0),
+    "soak an hour": ('soak = "1h"', "soak", 3600.0),
+    "soak float": ("soak = 2.5", "soak", 2.5),
+    "watch duration": ('watch = "5m"', "watch", 300.0),
+    "watch 0": ("watch = 0", "watch", 0.0),
+    "watch an hour": ("watch = 3600", "watch", 3600.0),
 }
 
 
@@ -719,6 +819,42 @@ def test_long_cycle_is_reported_without_hanging() -> None:
     assert issue.message.endswith(f"s{count - 1} -> s0")
 
 
+def test_soak_minus_zero_is_plain_zero() -> None:
+    spec = parse_manifest(api('soak = "-0"'), PATH).services["api"]
+    assert math.copysign(1.0, spec.soak) == 1.0
+
+
+def test_cwd_declared_says_whether_the_manifest_sets_cwd() -> None:
+    source = toml(
+        "[services.a]",
+        'command = "x"',
+        "[services.b]",
+        'command = "x"',
+        'cwd = "."',  # the same directory as the default, but said
+    )
+    services = parse_manifest(source, PATH).services
+    assert (services["a"].cwd, services["a"].cwd_declared) == (BASE, False)
+    assert (services["b"].cwd, services["b"].cwd_declared) == (BASE, True)
+
+
+def test_a_payload_service_runs_in_its_release_unless_it_sets_cwd() -> None:
+    source = toml(
+        "[services.api]",
+        'command = "./server"',
+        "payload = true",
+        "[services.worker]",
+        'command = "./worker"',
+        "payload = true",
+        'cwd = "/srv/shared"',
+        "[services.db]",
+        'command = "postgres"',
+    )
+    services = parse_manifest(source, PATH).services
+    assert services["api"].runs_in_release
+    assert services["worker"].payload and not services["worker"].runs_in_release
+    assert not services["db"].payload and not services["db"].runs_in_release
+
+
 def test_full_manifest_becomes_these_specs() -> None:
     source = toml(
         "# the demo",
@@ -745,6 +881,10 @@ def test_full_manifest_becomes_these_specs() -> None:
         'env_file = "/etc/web.env"',
         'stop_signal = "KILL"',
         "stop_timeout = 3600",
+        "payload = true",
+        'required_env = ["WEB_TOKEN", "DATABASE_URL"]',
+        'soak = "30s"',
+        "watch = 0",
     )
     manifest = parse_manifest(source, PATH)
     assert manifest.path == PATH
@@ -762,6 +902,7 @@ def test_full_manifest_becomes_these_specs() -> None:
         name="api",
         command=("python", "-m", "uvicorn", "app:app"),
         cwd=f"{BASE}/srv",
+        cwd_declared=True,
         env={"LOG_LEVEL": "info", "WORKERS": "4", "DEBUG": "false", "RATIO": "0.5"},
         env_file=f"{BASE}/.env",
         user="www-data",
@@ -775,9 +916,14 @@ def test_full_manifest_becomes_these_specs() -> None:
         name="web",
         command=("node", "server.js"),
         cwd="/opt/web",
+        cwd_declared=True,
         env_file="/etc/web.env",
         stop_signal=signal.SIGKILL,
         stop_timeout=3600.0,
+        payload=True,
+        required_env=("WEB_TOKEN", "DATABASE_URL"),
+        soak=30.0,
+        watch=0.0,
         line=19,
     )
 
@@ -792,6 +938,11 @@ def test_omitted_fields_take_their_defaults() -> None:
     assert fields["stop_timeout"].parse(fields["stop_timeout"].default, context) == (
         spec.stop_timeout
     )
+    assert fields["soak"].parse(fields["soak"].default, context) == spec.soak == 10.0
+    assert fields["watch"].parse(fields["watch"].default, context) == spec.watch == 60.0
+    assert fields["payload"].default == "false" and spec.payload is False
+    assert fields["required_env"].default == "none" and spec.required_env == ()
+    assert spec.cwd_declared is False and not spec.runs_in_release
 
 
 def test_relative_manifest_path_is_made_absolute(
@@ -848,9 +999,10 @@ def test_start_order_puts_dependencies_first() -> None:
 
 def test_fields_are_exactly_the_spec_fields() -> None:
     declared = [f.name for f in SERVICE_FIELDS]
+    flags = [f.declared_flag for f in SERVICE_FIELDS if f.declared_flag is not None]
     spec_fields = [f.name for f in dataclasses.fields(ServiceSpec)]
-    assert sorted(declared) == sorted(set(spec_fields) - {"name", "line"})
-    assert len(set(declared)) == len(declared)
+    assert sorted(declared + flags) == sorted(set(spec_fields) - {"name", "line"})
+    assert len(set(declared + flags)) == len(declared + flags)
 
 
 @pytest.mark.parametrize("field", SERVICE_FIELDS, ids=lambda f: f.name)
@@ -1060,6 +1212,10 @@ FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "port": st.sampled_from([8000, 8001, 0, 65536, "80a"]),
     "depends_on": st.lists(NAMES, max_size=3) | NAMES | VALUES,
     "env": st.dictionaries(st.text(max_size=6), SCALARS, max_size=3) | VALUES,
+    "required_env": st.lists(st.sampled_from(["A", "DATABASE_URL", "1X", ""])) | VALUES,
+    "payload": st.booleans() | VALUES,
+    "soak": st.sampled_from([0, "0s", "10s", "2h", -1]) | VALUES,
+    "watch": st.sampled_from([0, "60s", "1h1s"]) | VALUES,
 }
 
 

@@ -94,6 +94,55 @@ def test_check_json_lists_preflight_problems_per_service(infraveil: Infraveil) -
     }
 
 
+def test_a_payload_service_is_checked_but_for_what_its_release_holds(
+    infraveil: Infraveil,
+) -> None:
+    # api runs in its release, which `check` cannot see: its ./server and ./app.yaml are not
+    # looked for, but its required variable is. worker sets cwd, so all of it is checked.
+    path = infraveil.write_manifest(
+        {
+            "api": {
+                "command": ["./server", "--config=./app.yaml"],
+                "payload": True,
+                "required_env": ["IVL_E2E_DATABASE_URL"],
+            },
+            "worker": {"command": "./worker.sh", "payload": True, "cwd": str(infraveil.workdir)},
+        }
+    )
+    result = infraveil.run("check", "-f", str(path), state_dir=False)
+    assert result.returncode == 1, infraveil.explain(("check",), result)
+    assert result.stdout.splitlines() == [
+        f"{path}: ok, 2 services (api, worker)",
+        "api: runs from its release; the command and its files are checked at deploy",
+        "api: missing_env — IVL_E2E_DATABASE_URL is not set (listed in required_env)",
+        '  fix: set it: env = { IVL_E2E_DATABASE_URL = "..." } in [services.api], '
+        "or give the service an env_file that sets it",
+        "worker: command_not_found — the command ./worker.sh does not exist "
+        f"(looked for {infraveil.workdir}/worker.sh)",
+        "  fix: fix the path in `command`, or install or build the program there",
+        "preflight: 2 problems in 2 services (nothing was started)",
+    ]
+
+    (infraveil.workdir / ".env").write_text("IVL_E2E_DATABASE_URL=postgres://db/app\n")
+    infraveil.write_manifest(
+        {
+            "api": {
+                "command": ["./server", "--config=./app.yaml"],
+                "payload": True,
+                "env_file": ".env",
+                "required_env": ["IVL_E2E_DATABASE_URL"],
+            }
+        }
+    )
+    result = infraveil.run("check", "-f", str(path), "-o", "json", state_dir=False)
+    assert result.returncode == 0, infraveil.explain(("check", "-o", "json"), result)
+    report = json.loads(result.stdout)
+    assert report["preflight"] == {"api": []}
+    assert report["notes"] == {
+        "api": ["runs from its release; the command and its files are checked at deploy"]
+    }
+
+
 @pytest.mark.parametrize("kind", ["missing", "directory"])
 def test_an_unusable_env_file_is_a_problem_not_a_traceback(infraveil: Infraveil, kind: str) -> None:
     env_file = infraveil.workdir / "app.env"

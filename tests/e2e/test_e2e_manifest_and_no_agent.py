@@ -35,6 +35,7 @@ def test_check_accepts_a_valid_manifest(infraveil: Infraveil) -> None:
         "issues": [],
         "services": ["web", "worker"],
         "preflight": {"web": [], "worker": []},
+        "notes": {},
     }
 
 

@@ -24,6 +24,7 @@ import pytest
 from infraveil.core.checks import CheckKind, CheckSpec
 from infraveil.core.diagnosis.facts import PreflightProblem
 from infraveil.core.spec import ServiceSpec
+from infraveil.runtime.environment import service_env
 from infraveil.runtime.preflight import config_arguments, declared_ports, preflight
 
 ROOT = os.geteuid() == 0
@@ -378,6 +379,106 @@ def test_the_root_agent_reads_a_root_only_env_file_for_nobody(open_dir: Path) ->
     secrets.chmod(0o600)
     # the agent reads the env_file and hands the values on: nobody need not read it
     assert preflight(spec(open_dir, "sh", user="nobody", env_file=str(secrets)), ENV) == []
+
+
+# ── required variables ──────────────────────────────────────────────────────────────────────
+
+
+def test_required_variables_that_are_set_pass(tmp_path: Path) -> None:
+    service = spec(tmp_path, "sh", required_env=("DATABASE_URL", "SECRET_KEY"))
+    env = {**ENV, "DATABASE_URL": "postgres://db/app", "SECRET_KEY": "0"}
+    assert preflight(service, env) == []
+
+
+def test_an_unset_required_variable_is_missing_env(tmp_path: Path) -> None:
+    service = spec(tmp_path, "sh", required_env=("DATABASE_URL",))
+    p = only(preflight(service, ENV))
+    assert (p.check, p.category, p.subject) == ("env", "missing_env", "DATABASE_URL")
+    assert p.detail == "DATABASE_URL is not set (listed in required_env)"
+    assert p.fix == (
+        'set it: env = { DATABASE_URL = "..." } in [services.svc], '
+        "or give the service an env_file that sets it"
+    )
+
+
+def test_an_empty_required_variable_is_missing_env_too(tmp_path: Path) -> None:
+    service = spec(tmp_path, "sh", required_env=("TOKEN",))
+    p = only(preflight(service, {**ENV, "TOKEN": ""}))
+    assert (p.category, p.detail) == (
+        "missing_env",
+        "TOKEN is set but empty (listed in required_env)",
+    )
+    # Set to "" by the manifest itself: the fix says so.
+    emptied = spec(tmp_path, "sh", required_env=("TOKEN",), env={"TOKEN": ""})
+    p = only(preflight(emptied, service_env(emptied, 0, ENV)))
+    assert p.fix == "give TOKEN a value in `env` in [services.svc]"
+
+
+def test_every_missing_variable_is_reported_in_order(tmp_path: Path) -> None:
+    service = spec(tmp_path, "sh", required_env=("B", "A", "C"))
+    problems = preflight(service, {**ENV, "A": "1"})
+    assert [(p.subject, p.detail.split(" ", 1)[1]) for p in problems] == [
+        ("B", "is not set (listed in required_env)"),
+        ("C", "is not set (listed in required_env)"),
+    ]
+
+
+def test_the_env_file_counts_and_the_fix_names_it(tmp_path: Path) -> None:
+    env_file = tmp_path / "app.env"
+    env_file.write_text("LOG_LEVEL=info\n")
+    service = spec(tmp_path, "sh", env_file=str(env_file), required_env=("DATABASE_URL",))
+    p = only(preflight(service, service_env(service, 0, ENV)))
+    assert p.fix == (
+        f'set DATABASE_URL=... in {env_file}, or env = {{ DATABASE_URL = "..." }} in [services.svc]'
+    )
+
+    env_file.write_text("LOG_LEVEL=info\nDATABASE_URL=postgres://db/app\n")
+    assert preflight(service, service_env(service, 0, ENV)) == []
+
+
+def test_the_agents_environment_counts(tmp_path: Path) -> None:
+    service = spec(tmp_path, "sh", required_env=("HOME_REGION",))
+    assert preflight(service, service_env(service, 0, {**ENV, "HOME_REGION": "eu"})) == []
+
+
+# ── a release that cannot be seen (`infraveil check` on a payload service) ─────────────────
+
+
+def test_an_unseen_release_skips_what_is_relative_to_it(tmp_path: Path) -> None:
+    release = tmp_path / "no-release-yet"
+    command = ("./server", "--config=./app.yaml", "-c", "../shared/.env")
+    service = spec(release, *command)
+    assert [p.check for p in preflight(service, ENV)] == ["cwd", "file", "file"]
+    assert preflight(service, ENV, release_unknown=True) == []
+
+
+def test_an_unseen_release_still_checks_everything_else(tmp_path: Path) -> None:
+    release = tmp_path / "no-release-yet"
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        service = spec(
+            release,
+            "/nonexistent/bin/server",
+            "--config=/etc/nonexistent/app.toml",
+            env_file=str(tmp_path / "missing.env"),
+            user="ivl-no-such-user",
+            required_env=("DATABASE_URL",),
+            port=port,
+        )
+        problems = preflight(service, ENV, release_unknown=True)
+    assert [(p.check, p.category) for p in problems] == [
+        ("user", "config_invalid"),
+        ("command", "command_not_found"),
+        ("env_file", "config_missing"),
+        ("env", "missing_env"),
+        ("file", "config_missing"),
+        ("port", "port_in_use"),
+    ]
+    # A name looked up on PATH does not depend on the release either.
+    p = only(preflight(spec(release, "ivl-no-such-program"), ENV, release_unknown=True))
+    assert p.category == "command_not_found"
 
 
 # ── ports ───────────────────────────────────────────────────────────────────────────────────

@@ -65,9 +65,18 @@ def invalid(message: str, hint: str = "") -> NoReturn:
 
 
 def parse_duration_value(
-    name: str, raw: object, *, at_most: float, at_most_text: str, hint: str
+    name: str,
+    raw: object,
+    *,
+    at_most: float,
+    at_most_text: str,
+    hint: str,
+    zero_ok: bool = False,
 ) -> float:
-    """A duration ("30s", "1m30s" or a number of seconds): more than 0, at most `at_most`."""
+    """A duration ("30s", "1m30s" or a number of seconds): more than 0, at most `at_most`.
+
+    `zero_ok`: 0 is allowed too, for a duration whose 0 means "do not wait" (`soak`).
+    """
     if isinstance(raw, str):
         try:
             seconds = parse_duration(raw)
@@ -78,12 +87,14 @@ def parse_duration_value(
     else:
         invalid(f"{name} must be a duration, got {describe_value(raw)}", hint)
     # Written as "not within" so that NaN is refused too.
-    if not 0 < seconds <= at_most:
+    if zero_ok and not 0 <= seconds <= at_most:
+        invalid(f"{name} must be from 0 to {at_most_text}, got {describe_value(raw)}", hint)
+    if not zero_ok and not 0 < seconds <= at_most:
         invalid(
             f"{name} must be more than 0 and at most {at_most_text}, got {describe_value(raw)}",
             hint,
         )
-    return seconds
+    return seconds or 0.0  # "-0" is 0, not -0.0
 
 
 _SHELL_OPERATORS = frozenset({"|", "||", "&&", ";", ">", ">>", "<", "&", "2>&1"})

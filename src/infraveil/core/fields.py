@@ -53,6 +53,7 @@ _MAX_STOP_TIMEOUT = 3600.0
 _MIN_MEMORY = 4 << 20
 _MAX_MEMORY = 64 << 40
 _MAX_STARTUP_DEADLINE = 86400.0
+_MAX_GATE_WAIT = 3600.0
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,9 @@ class Field:
     parse: Callable[[object, ParseContext], Any]
     when_absent: Callable[[ParseContext], Any] | None = None
     """The spec value when the manifest omits the field; None keeps ServiceSpec's default."""
+    declared_flag: str | None = None
+    """A ServiceSpec attribute the parser sets to whether the manifest has this field, for a
+    default that must be told from the same value written out (`cwd_declared`)."""
 
     @property
     def required(self) -> bool:
@@ -129,6 +133,49 @@ def _parse_env(raw: object, ctx: ParseContext) -> Mapping[str, str]:
     if problems:
         raise InvalidValue(*problems)
     return MappingProxyType(env)
+
+
+def _parse_required_env(raw: object, ctx: ParseContext) -> tuple[str, ...]:
+    hint = 'write e.g. required_env = ["DATABASE_URL", "SECRET_KEY"]'
+    items = [raw] if isinstance(raw, str) else raw
+    if not isinstance(items, list):
+        invalid(
+            f"'required_env' must be a list of environment variable names,"
+            f" got {describe_value(raw)}",
+            hint,
+        )
+    problems: list[Problem] = []
+    names: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            problems.append(
+                Problem(
+                    f"'required_env' must list variable names, got {describe_value(item)}",
+                    hint,
+                )
+            )
+        elif not _ENV_NAME.fullmatch(item):
+            problems.append(
+                Problem(
+                    f"'required_env' name {shorten(repr(item))} is not a valid environment"
+                    " variable name",
+                    "use letters, digits and '_', not starting with a digit",
+                )
+            )
+        elif item not in names:
+            names.append(item)
+    if problems:
+        raise InvalidValue(*problems)
+    return tuple(names)
+
+
+def _parse_payload(raw: object, ctx: ParseContext) -> bool:
+    if not isinstance(raw, bool):
+        invalid(
+            f"'payload' must be true or false, got {describe_value(raw)}",
+            "write payload = true, without quotes",
+        )
+    return raw
 
 
 def _path_parser(field: str, example: str) -> Callable[[object, ParseContext], str]:
@@ -260,6 +307,28 @@ def _parse_startup_deadline(raw: object, ctx: ParseContext) -> float:
     )
 
 
+def _parse_soak(raw: object, ctx: ParseContext) -> float:
+    return parse_duration_value(
+        "'soak'",
+        raw,
+        at_most=_MAX_GATE_WAIT,
+        at_most_text="1h",
+        hint='write e.g. soak = "30s", or soak = 0 to promote as soon as it is ready',
+        zero_ok=True,
+    )
+
+
+def _parse_watch(raw: object, ctx: ParseContext) -> float:
+    return parse_duration_value(
+        "'watch'",
+        raw,
+        at_most=_MAX_GATE_WAIT,
+        at_most_text="1h",
+        hint='write e.g. watch = "5m", or watch = 0 not to watch a promoted release',
+        zero_ok=True,
+    )
+
+
 SERVICE_FIELDS: tuple[Field, ...] = (
     Field(
         name="command",
@@ -296,13 +365,39 @@ SERVICE_FIELDS: tuple[Field, ...] = (
         parse=_path_parser("env_file", ".env"),
     ),
     Field(
+        name="required_env",
+        type="list of strings (environment variable names)",
+        default="none",
+        description=(
+            "Variables the service cannot start without. Preflight (before every start and"
+            " every deploy) fails, and nothing is started, when one is unset or empty in the"
+            " service's environment (`env`, `env_file` and the agent's environment)."
+        ),
+        example='required_env = ["DATABASE_URL", "SECRET_KEY"]',
+        parse=_parse_required_env,
+    ),
+    Field(
         name="cwd",
         type="string (path)",
-        default="the manifest's directory",
+        default="the manifest's directory (a `payload` service: its release's directory)",
         description="The working directory of the service, relative to the manifest's directory.",
         example='cwd = "backend"',
         parse=_path_parser("cwd", "backend"),
         when_absent=lambda ctx: ctx.base_dir,
+        declared_flag="cwd_declared",
+    ),
+    Field(
+        name="payload",
+        type="boolean",
+        default="false",
+        description=(
+            "The service runs the payload of its current release (`infraveil deploy NAME"
+            " --payload FILE|DIR`): its working directory is the release's directory unless"
+            " `cwd` is set, and until its first deploy it is not started (its status says it"
+            " waits for one)."
+        ),
+        example="payload = true",
+        parse=_parse_payload,
     ),
     Field(
         name="user",
@@ -410,5 +505,27 @@ SERVICE_FIELDS: tuple[Field, ...] = (
         ),
         example='memory = "512M"',
         parse=_parse_memory,
+    ),
+    Field(
+        name="soak",
+        type='duration ("30s", "1m") or number of seconds',
+        default="10s",
+        description=(
+            "How long a new release must stay ready with no restart before it is promoted"
+            " (`infraveil deploy`). From 0 (promote once ready) to 1h."
+        ),
+        example='soak = "30s"',
+        parse=_parse_soak,
+    ),
+    Field(
+        name="watch",
+        type='duration ("5m", "90s") or number of seconds',
+        default="60s",
+        description=(
+            "How long a promoted release is watched: a crash or a liveness failure that"
+            " restarts it in this time rolls it back. From 0 (not watched) to 1h."
+        ),
+        example='watch = "5m"',
+        parse=_parse_watch,
     ),
 )

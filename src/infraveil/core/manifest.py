@@ -154,6 +154,8 @@ class _Parser:
                 )
         values: dict[str, Any] = {}
         for field in SERVICE_FIELDS:
+            if field.declared_flag is not None:
+                values[field.declared_flag] = field.name in table
             if field.name not in table:
                 if field.required:
                     self.issue(

@@ -31,6 +31,8 @@ class ServiceSpec:
     env: Mapping[str, str] = field(default_factory=_empty_env)
     env_file: str | None = None
     """Absolute path of a KEY=VALUE file read at every start; `env` wins over it."""
+    required_env: tuple[str, ...] = ()
+    """Variables that must be set and non-empty in the service's environment (preflight)."""
     user: str | None = None
     port: int | None = None
     depends_on: tuple[str, ...] = ()
@@ -44,6 +46,15 @@ class ServiceSpec:
     """A fixed startup deadline; None: learned from the service's boots."""
     memory: int | None = None
     """Memory limit in bytes for the whole process tree."""
+    payload: bool = False
+    """It runs its current release's payload, and is not started before a first deploy."""
+    cwd_declared: bool = False
+    """The manifest sets `cwd`; else `cwd` is the manifest's directory, which a `payload`
+    service does not run in (see `runs_in_release`)."""
+    soak: float = 10.0
+    """Seconds a new release must stay ready with no restart before it is promoted."""
+    watch: float = 60.0
+    """Seconds a promoted release is watched; a crash or liveness restart in them rolls it back."""
     line: int | None = None
     """Line of the service's table in the manifest, for messages."""
 
@@ -55,6 +66,14 @@ class ServiceSpec:
         if self.port is not None:
             return CheckSpec(CheckKind.TCP, port=self.port, implied=True)
         return None
+
+    @property
+    def runs_in_release(self) -> bool:
+        """Its working directory is its current release's directory, not `cwd`.
+
+        Then a relative command or file is in the release, which only exists once deployed.
+        """
+        return self.payload and not self.cwd_declared
 
     @property
     def startup_check(self) -> CheckSpec | None:

@@ -4,8 +4,8 @@ Each check looks at the files, users and ports a start depends on, and reports w
 a `PreflightProblem` (the evidence in plain words, and the fix) in the category the crash would
 have been diagnosed as: the command (`command_not_found`, `not_executable`, `wrong_arch`, a
 missing ELF loader as `missing_module`), the working directory, the env_file and the config
-files named in the command (`config_missing`, `data_dir`), the user (`config_invalid`) and the
-ports (`port_in_use`).
+files named in the command (`config_missing`, `data_dir`), the user (`config_invalid`), the
+variables in `required_env` (`missing_env`) and the ports (`port_in_use`).
 
 It runs on the agent's path to every spawn, so it stays cheap (a few dozen stat calls, one
 4 KiB read, one bind per port; no subprocess, no DNS) and never raises: a check that cannot
@@ -102,7 +102,11 @@ _T = TypeVar("_T")
 
 
 def preflight(
-    spec: ServiceSpec, env: Mapping[str, str], *, running_ok: bool = False
+    spec: ServiceSpec,
+    env: Mapping[str, str],
+    *,
+    running_ok: bool = False,
+    release_unknown: bool = False,
 ) -> list[PreflightProblem]:
     """Every problem that would make starting `spec` with environment `env` fail; never raises.
 
@@ -110,17 +114,23 @@ def preflight(
     says INFRAVEIL_SERVICE=NAME) is not a problem. `infraveil check` sets it, since it runs
     beside an agent whose services hold their ports; before a start the agent does not, since
     an instance it stopped has no business holding the port any more.
+
+    `release_unknown`: `spec.cwd` stands for a release directory that cannot be seen here (a
+    service that runs in its release, checked by `infraveil check`), so what is relative to
+    it is not checked: the working directory, a command with a relative path, and config
+    files named by a relative path. The deploy preflights those against the release itself.
     """
     problems: list[PreflightProblem] = []
     who: _Who | None = _Who.agent()
     if spec.user is not None:
         who = _guarded(lambda: _service_user(spec.user or "", problems), None)
-    cwd_ok = _guarded(lambda: _check_cwd(spec, who, problems), False)
+    cwd_ok = not release_unknown and _guarded(lambda: _check_cwd(spec, who, problems), False)
     name = spec.command[0]
     if cwd_ok or name.startswith("/") or "/" not in name:  # else: relative to a missing cwd
         _guarded(lambda: _check_command(spec, env, who, problems), None)
     _guarded(lambda: _check_env_file(spec, problems), None)
-    _guarded(lambda: _check_config_files(spec, who, problems), None)
+    _guarded(lambda: _check_required_env(spec, env, problems), None)
+    _guarded(lambda: _check_config_files(spec, who, problems, absolute_only=release_unknown), None)
     _guarded(lambda: _check_ports(spec, running_ok, problems), None)
     return problems
 
@@ -727,6 +737,34 @@ def _check_env_file(spec: ServiceSpec, problems: list[PreflightProblem]) -> None
             )
 
 
+def _check_required_env(
+    spec: ServiceSpec, env: Mapping[str, str], problems: list[PreflightProblem]
+) -> None:
+    for name in spec.required_env:
+        value = env.get(name)
+        if value:
+            continue
+        state = "is not set" if value is None else "is set but empty"
+        problems.append(
+            _problem(
+                "env",
+                Category.MISSING_ENV,
+                f"{name} {state} (listed in required_env)",
+                _fix_required_env(spec, name),
+                name,
+            )
+        )
+
+
+def _fix_required_env(spec: ServiceSpec, name: str) -> str:
+    if name in spec.env:  # the manifest itself sets it to ""
+        return f"give {name} a value in `env` in [services.{spec.name}]"
+    in_manifest = f'env = {{ {name} = "..." }} in [services.{spec.name}]'
+    if spec.env_file is not None:
+        return f"set {name}=... in {spec.env_file}, or {in_manifest}"
+    return f"set it: {in_manifest}, or give the service an env_file that sets it"
+
+
 def config_arguments(command: Iterable[str]) -> list[str]:
     """The arguments of `command` that name a config file it will read (see CONFIG_SUFFIXES).
 
@@ -754,9 +792,11 @@ def config_arguments(command: Iterable[str]) -> list[str]:
 
 
 def _check_config_files(
-    spec: ServiceSpec, who: _Who | None, problems: list[PreflightProblem]
+    spec: ServiceSpec, who: _Who | None, problems: list[PreflightProblem], *, absolute_only: bool
 ) -> None:
     for value in config_arguments(spec.command):
+        if absolute_only and not value.startswith("/"):
+            continue
         path = os.path.normpath(os.path.join(spec.cwd, value))
         shown = value if path == value else f"{value} ({path})"
         if not os.path.exists(path):

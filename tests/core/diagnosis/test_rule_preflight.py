@@ -27,3 +27,20 @@ def test_no_problems_no_finding() -> None:
 def test_a_preflight_finding_outranks_anything_in_an_old_log() -> None:
     d = engine("KeyError: 'X'", preflight=(PORT,))
     assert d.finding.category is Category.PORT_IN_USE
+
+
+def test_a_required_variable_missing_at_preflight_is_missing_env_with_its_detail() -> None:
+    missing = PreflightProblem(
+        "env",
+        "missing_env",
+        "DATABASE_URL is not set (listed in required_env)",
+        'set it: env = { DATABASE_URL = "..." } in [services.api], '
+        "or give the service an env_file that sets it",
+        "DATABASE_URL",
+    )
+    d = engine(preflight=(missing,), service="api")
+    assert d.finding.category is Category.MISSING_ENV
+    assert d.finding.summary == (
+        "api was not started: DATABASE_URL is not set (listed in required_env)."
+    )
+    assert quoted(d.finding) == [missing.detail] and d.finding.fix == missing.fix

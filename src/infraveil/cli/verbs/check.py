@@ -32,9 +32,12 @@ def check(manifest: Path, output: str) -> None:
     agent does before every start, with the environment this command runs in standing in
     for the agent's: the command resolves and is executable by the service's user (and is
     built for this machine), the working directory, the env_file and the config files named
-    in the command exist and can be read, the user exists, and the ports are free (a port
-    held by the service's own running instance is fine). Each problem is printed as
-    `SERVICE: category — detail`, with the fix on the next line.
+    in the command exist and can be read, the user exists, the variables in `required_env`
+    are set, and the ports are free (a port held by the service's own running instance is
+    fine). Each problem is printed as `SERVICE: category — detail`, with the fix on the next
+    line. A `payload` service without a `cwd` runs from its release, which exists only once
+    deployed: its relative command and files are checked by `infraveil deploy` instead, and
+    a note says so.
 
     Exits 0 when everything passes, 1 when a preflight check fails, 2 when the manifest is
     invalid.
@@ -48,6 +51,7 @@ def check(manifest: Path, output: str) -> None:
         raise
     found = preflight_all(loaded, os.environ)
     failing = {name: problems for name, problems in found.items() if problems}
+    notes = {name: [RELEASE_NOTE] for name, s in loaded.services.items() if s.runs_in_release}
     if output == "json":
         emit_json(
             "check",
@@ -58,12 +62,15 @@ def check(manifest: Path, output: str) -> None:
                 "preflight": {
                     name: [asdict(p) for p in problems] for name, problems in found.items()
                 },
+                "notes": notes,
             },
         )
     else:
         names = ", ".join(loaded.services)
         click.echo(f"{loaded.path}: ok, {len(loaded.services)} services ({names})")
-        for name, problems in failing.items():
+        for name, problems in found.items():
+            for note in notes.get(name, ()):
+                click.echo(f"{name}: {note}")
             for problem in problems:
                 click.echo(f"{name}: {problem.category} — {problem.detail}")
                 click.echo(f"  fix: {problem.fix}")
@@ -79,23 +86,33 @@ def check(manifest: Path, output: str) -> None:
         raise click.exceptions.Exit(FAILED)
 
 
+RELEASE_NOTE = "runs from its release; the command and its files are checked at deploy"
+"""Said of a service that runs in its release, whose relative paths `check` cannot see."""
+
+
 def preflight_all(manifest: Manifest, base: Mapping[str, str]) -> dict[str, list[PreflightProblem]]:
     """Every service's preflight problems, in manifest order, with the agent's base env."""
     return {name: _preflight_one(spec, base) for name, spec in manifest.services.items()}
 
 
 def _preflight_one(spec: ServiceSpec, base: Mapping[str, str]) -> list[PreflightProblem]:
+    # No release can be seen from here (there may be no agent at all): a service that runs in
+    # its release has its relative paths checked by the deploy, against the release itself.
+    release_unknown = spec.runs_in_release
     try:
         env = service_env(spec, 0, base)
     except SpawnError as e:
         # The env_file cannot be read: check the rest with what the agent would have without
         # it. Preflight reports the env_file itself; the agent's own words stand in if not.
+        # What the file would set is unknown, so a required variable missing without it is
+        # not reported: the env_file is the problem to fix first.
         env = service_env(replace(spec, env_file=None), 0, base)
-        problems = preflight(spec, env, running_ok=True)
+        problems = preflight(spec, env, running_ok=True, release_unknown=release_unknown)
+        problems = [p for p in problems if p.check != "env"]
         if not any(p.check == "env_file" for p in problems):
             problems.insert(0, _env_file_problem(spec, str(e)))
         return problems
-    return preflight(spec, env, running_ok=True)
+    return preflight(spec, env, running_ok=True, release_unknown=release_unknown)
 
 
 def _env_file_problem(spec: ServiceSpec, error: str) -> PreflightProblem:
