@@ -11,6 +11,7 @@ STATUS_BY_CODE: dict[str, int] = {
     errors.NotFoundError.code: 404,
     errors.CommandRefusedError.code: 409,
     errors.ManifestError.code: 422,
+    errors.PayloadError.code: 422,
     "bad_request": 400,
 }
 
@@ -34,4 +35,6 @@ def error_from_body(body: dict[str, Any]) -> errors.InfraveilError:
         return errors.CommandRefusedError(message, hint=hint, state=service.get("state"))
     if code == errors.NotFoundError.code:
         return errors.NotFoundError(message, hint=hint)
+    if code == errors.PayloadError.code:
+        return errors.PayloadError(message, hint=hint)
     return errors.ApiError(message or "the agent answered with an error", hint=hint)

@@ -19,6 +19,7 @@ EXIT_CODES: dict[str, tuple[int, str]] = {
     errors.AgentAlreadyRunningError.code: (5, "an agent is already running on the state directory"),
     errors.CommandRefusedError.code: (6, "the agent refused the command in the service's state"),
     errors.StateDirError.code: (7, "the state directory cannot be used"),
+    errors.PayloadError.code: (1, "the release payload was rejected (nothing changed)"),
     errors.ApiError.code: (8, "the agent answered with an unexpected error"),
 }
 

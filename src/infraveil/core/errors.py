@@ -8,6 +8,7 @@
     ├── AgentAlreadyRunningError      agent_running      a second agent on one state directory
     ├── StateDirError                 state_dir          the state directory cannot be used
     ├── CommandRefusedError           refused            refused in the service's current state
+    ├── PayloadError                  payload_invalid    a release payload that cannot be used
     └── ApiError                      api_error          the agent answered with an unexpected error
 
 Codes are part of the interface: the CLI maps them to exit codes in exactly one place
@@ -92,6 +93,13 @@ class CommandRefusedError(InfraveilError):
         super().__init__(message, hint=hint)
         self.state = state
         """The service's state when the agent refused (a caller need not ask again)."""
+
+
+class PayloadError(InfraveilError):
+    """A release payload is not an archive, is corrupt, does not match its sha256, or would
+    write outside its release directory; nothing was started or changed."""
+
+    code = "payload_invalid"
 
 
 class ApiError(InfraveilError):
