@@ -185,7 +185,7 @@ def test_the_store_is_sqlite_in_wal_mode(tmp_path: Path) -> None:
     db = sqlite3.connect(path)
     try:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("3",)
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("4",)
     finally:
         db.close()
 
@@ -239,6 +239,55 @@ def test_a_schema_1_store_is_upgraded_in_place_and_keeps_its_instances(tmp_path:
         }
         assert store.instance("api", 8) == store.instances("api")[0]
         assert store.instance("api", 99) is None
+        # schema 4: releases and deploys
+        store.add_release("api", "v1", sha256=None, size=None, spec={"name": "api"}, created=5.0)
+        assert store.release("api", "v1") is not None
+    finally:
+        store.close()
+
+
+def test_releases_keep_the_newest_five_and_never_the_current_or_known_good(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "state.db")
+    try:
+        for n in range(1, 9):
+            version = store.next_version("api")
+            assert version == f"v{n}"
+            store.add_release(
+                "api", version, sha256=f"{n:064x}", size=n, spec={"n": n}, created=float(n)
+            )
+        store.set_pointers("api", current="v2", known_good="v1")
+        store.prune_releases("api")
+        kept = [r.version for r in store.releases("api")]
+        assert kept == ["v8", "v7", "v6", "v5", "v4", "v2", "v1"]
+        assert store.payloads_in_use() == {f"{n:064x}" for n in (1, 2, 4, 5, 6, 7, 8)}
+        # a label is never given out twice, even once its release is pruned
+        assert store.next_version("api") == "v9"
+        assert store.pointers("api") == ("v2", "v1")
+        store.set_pointers("api", current="v8")  # known-good left as it was
+        assert store.pointers("api") == ("v8", "v1")
+        assert store.pointers("web") == (None, None)
+    finally:
+        store.close()
+
+
+def test_an_unfinished_deploy_is_found_by_the_next_agent(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state.db")
+    done = store.add_deploy("api", "v1", started=1.0, by="pid 1", gate={"phase": "verifying"})
+    store.save_deploy(done, {"phase": "passed"}, ended=2.0, sentence="v1 is live.")
+    open_id = store.add_deploy("api", "v2", started=3.0, by="pid 2", gate={"phase": "verifying"})
+    store.save_deploy(open_id, {"phase": "soaking"})
+    store.close()
+    store = Store(tmp_path / "state.db")
+    try:
+        [unfinished] = store.unfinished_deploys()
+        assert (unfinished.id, unfinished.version, unfinished.gate) == (
+            open_id,
+            "v2",
+            {"phase": "soaking"},
+        )
+        assert [d.sentence for d in store.deploys("api")] == ["", "v1 is live."]
     finally:
         store.close()
 

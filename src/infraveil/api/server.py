@@ -11,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
+import socket
+import struct
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -31,6 +34,8 @@ from infraveil.core.lifecycle import (
     StopRequested,
 )
 from infraveil.daemon.agent import Agent, HoldRequested, ServiceView, Snapshot
+from infraveil.daemon.deploys import DeployRequest
+from infraveil.runtime.processes import describe_process
 from infraveil.store.logs import LogFiles, LogLine, LogReader
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -327,6 +332,108 @@ WAIT_FOR: dict[str, Callable[[ServiceView, int], bool]] = {
     "hold": lambda v, n: v.record.state in SETTLED and v.record.instance > n,
     "stop": lambda v, n: v.record.state is State.STOPPED or not v.record.live,
 }
+
+
+@route(
+    "POST",
+    "/v1/services/{name}/deploy",
+    "Take a new release of SERVICE through the gate: a payload, or its manifest entry as the"
+    " manifest now says it. Streams the gate's steps as they pass; the last row is the verdict.",
+    SERVICE,
+    Param("payload", "query", "string", "absolute path of a payload archive or directory"),
+    Param("version", "query", "string", "the release's label (default: the next vN)"),
+    Param("sha256", "query", "string", "the payload's expected sha256"),
+    returns="NDJSON stream of DeployStep rows, then one DeployVerdict",
+)
+async def deploy(request: web.Request) -> web.StreamResponse:
+    payload = request.query.get("payload") or None
+    if payload is not None and not os.path.isabs(payload):
+        raise _BadRequest(f"payload must be an absolute path, got {payload!r}")
+    version = request.query.get("version") or None
+    if version is not None and not VERSION.fullmatch(version):
+        raise _BadRequest(
+            f"version {version!r} is not a valid label: use 1 to 64 letters, digits, '.', '_',"
+            " '+' or '-', starting with a letter or digit"
+        )
+    deploy_request = DeployRequest(
+        request.match_info["name"],
+        payload=payload,
+        version=version,
+        sha256=request.query.get("sha256") or None,
+        by=_peer(request),
+    )
+    return await _stream_deploy(request, deploy_request)
+
+
+@route(
+    "POST",
+    "/v1/services/{name}/rollback",
+    "Roll SERVICE back to its known-good release (or a named kept one), through the gate.",
+    SERVICE,
+    Param("to", "query", "string", "the version to roll back to (default: the known-good)"),
+    returns="NDJSON stream of DeployStep rows, then one DeployVerdict",
+)
+async def rollback(request: web.Request) -> web.StreamResponse:
+    deploy_request = DeployRequest(
+        request.match_info["name"],
+        rollback=True,
+        to=request.query.get("to") or None,
+        by=_peer(request),
+    )
+    return await _stream_deploy(request, deploy_request)
+
+
+VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
+
+
+async def _stream_deploy(request: web.Request, deploy_request: DeployRequest) -> web.StreamResponse:
+    """Stream a deploy's rows until its verdict. A client that goes away does not stop the
+    deploy: the gate runs in the agent, to its end."""
+    agent = _agent(request)
+    queue = await agent.deploy(deploy_request)
+    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+    await response.prepare(request)
+    while (row := await queue.get()) is not None:
+        await response.write(_ndjson([row]))
+    await response.write_eof()
+    return response
+
+
+def _peer(request: web.Request) -> str:
+    """Who is asking, from the Unix socket's peer credentials: "pid 4242 (infraveil deploy …)"."""
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    if sock is None or sock.family != socket.AF_UNIX:
+        return ""
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except OSError:
+        return ""
+    pid, _, _ = struct.unpack("3i", raw)
+    return describe_process(pid)
+
+
+@route(
+    "GET",
+    "/v1/services/{name}/releases",
+    "SERVICE's kept releases (newest first), which is current and known-good, and a deploy"
+    " under way.",
+    SERVICE,
+    returns="{service, current, known_good, waiting_for_first_deploy, deploy, releases: [Release]}",
+)
+async def releases(request: web.Request) -> web.StreamResponse:
+    agent = _agent(request)
+    return web.json_response(agent.deploys.releases(request.match_info["name"]))
+
+
+@route(
+    "GET",
+    "/v1/changes",
+    "Services whose manifest entry differs from what they run (what `infraveil deploy` with"
+    " no service would deploy).",
+    returns="{changed: [name], added: [name], removed: [name]}",
+)
+async def changes(request: web.Request) -> web.StreamResponse:
+    return web.json_response(_agent(request).deploys.changes())
 
 
 @route(

@@ -43,6 +43,9 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "peak_memory": "highest resident bytes of the current instance so far, or null",
         "memory_limit": "the `memory` limit in bytes, or null",
         "diagnosis": "the category of the last failure (see `infraveil why`), or null",
+        "release": "the version of the release it runs, or null (it runs its manifest entry)",
+        "deploying": "the phase of a deploy under way (verifying, preflight, starting,"
+        " soaking, watching, rolling_back), or null",
     },
     "Health": {
         "checks": "the live instance's probes by phase (startup, ready, health): {target,"
@@ -91,6 +94,46 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "reason": "one CamelCase word: Started, Ready, Exited, BackOff, Halted, Unhealthy, ...",
         "message": "what happened, in a sentence",
     },
+    "Release": {
+        "version": "its label (v1, v2, … unless --version named it)",
+        "sha256": "the payload's sha256, or null (a release of the manifest entry only)",
+        "size": "the payload archive's size in bytes, or null",
+        "created": "when it was first deployed, seconds since the epoch",
+        "outcome": "deploying | live (promoted, being watched) | good (passed its gate and"
+        " watch) | rejected (failed verify or preflight: nothing was touched) | failed (failed"
+        " its gate or watch) | baseline (what ran before the first deploy)",
+        "message": "the deploy's sentence for a release that failed, or empty",
+        "diagnosis": "why it failed its gate: Diagnosis, or null",
+        "current": "true for the release the service runs",
+        "known_good": "true for the release a failed deploy rolls back to",
+    },
+    "DeployStep": {
+        "type": "step",
+        "service": "service name",
+        "version": "the release going through the gate",
+        "step": "verify | preflight | start | healthy | soak | promote | watch | failed |"
+        " rollback | rolled back | rollback failed",
+        "message": "what happened at this step",
+        "warning": "true for a failure",
+        "elapsed": "seconds since the deploy began",
+    },
+    "DeployVerdict": {
+        "type": "verdict",
+        "service": "service name",
+        "version": "the release that was deployed (or rolled back to)",
+        "kind": "deploy | rollback",
+        "sha256": "the payload's sha256, or null",
+        "outcome": "live | rejected | rolled_back | failed | rollback_failed | unchanged",
+        "live": "true only when the new release is live",
+        "previous": "the release that was current when the deploy began, or null",
+        "known_good": "the release a failure rolls back to, or null",
+        "sentence": "the verdict in one sentence, as the CLI prints it",
+        "failure": "{what, evidence, category, instance, diagnosis} of the failure, or null",
+        "rollback_failure": "the same, for a known-good that failed too, or null",
+        "evidence": "the decisive evidence quoted, or empty",
+        "elapsed": "seconds from the request to the verdict",
+        "deploy": "the deploy's id",
+    },
     "LogLine": {
         "time": "when infraveil read the line (UTC, RFC 3339)",
         "stream": "out for the service's output (stdout and stderr), ivl for infraveil's markers",
@@ -124,6 +167,8 @@ def service_status(view: ServiceView, now_mono: float | None = None) -> dict[str
         "halted": record.state is State.FAILED,
         "memory_limit": view.memory_limit,
         "diagnosis": record.diagnosis or None,
+        "release": view.release,
+        "deploying": view.deploying or None,
     }
 
 

@@ -269,6 +269,9 @@ class RecordFailure:
 
     instance: int
     what: str
+    headline: str = ""
+    """What happened without the explanation ("exited with code 1 after 0.8s"): the deploy
+    gate quotes the diagnosis's evidence after it instead."""
 
 
 @dataclass(frozen=True)
@@ -623,6 +626,7 @@ def _failed_run(r: ServiceRecord, event: Event, now: float) -> Transition:
     if r.kill_reason:
         assert isinstance(event, ProcessExited)
         what, signature, last_exit = r.kill_reason, r.kill_signature, event.status
+        headline = what
         reason = ""  # the kill was announced already
     elif isinstance(event, ProcessExited):
         ran = now - r.started_at if r.started_at is not None else 0.0
@@ -632,6 +636,7 @@ def _failed_run(r: ServiceRecord, event: Event, now: float) -> Transition:
                 what += f" ({event.memory})"
         else:
             what = f"{event.status.describe()} after {format_duration(ran)}"
+        headline = what
         verdict = event.verdict
         if verdict is not None and verdict.known:
             if not event.oom:  # the OOM words say it all already
@@ -650,6 +655,7 @@ def _failed_run(r: ServiceRecord, event: Event, now: float) -> Transition:
         signature = kill_signature("spawn", event.error)
         if event.verdict is not None:
             what, signature = event.verdict.summary, event.verdict.signature
+        headline = f"could not start: {event.error}"
         last_exit = r.last_exit
         deterministic = event.deterministic
         reason = "SpawnFailed"
@@ -676,7 +682,7 @@ def _failed_run(r: ServiceRecord, event: Event, now: float) -> Transition:
     actions: list[Action] = [
         *_cancel_startup_timers(),
         CancelTimer(TimerKind.KILL),
-        RecordFailure(r.instance, what),
+        RecordFailure(r.instance, what, headline),
     ]
     if reason:
         actions.append(Emit("warning", reason, what))

@@ -20,7 +20,8 @@ from types import MappingProxyType
 from typing import Protocol
 
 from infraveil import __version__
-from infraveil.core.errors import StateDirError, UnknownServiceError
+from infraveil.core.errors import InfraveilError, StateDirError, UnknownServiceError
+from infraveil.core.gate import Phase as GatePhase
 from infraveil.core.lifecycle import (
     DependenciesChanged,
     Event,
@@ -30,6 +31,7 @@ from infraveil.core.lifecycle import (
     StopRequested,
 )
 from infraveil.core.spec import Manifest, ServiceSpec
+from infraveil.daemon.deploys import DeployRequest, Deploys, GateTimerDue, Row, VerifyDone
 from infraveil.daemon.inputs import POLL_EVERY
 from infraveil.daemon.probing import (
     NotifyReceived,
@@ -42,6 +44,7 @@ from infraveil.daemon.probing import (
 from infraveil.daemon.supervisor import ExitObserved, Supervisor, TimerDue, record_from_json
 from infraveil.runtime.cgroups import Cgroups
 from infraveil.runtime.lock import AgentLock
+from infraveil.runtime.payloads import PayloadStore
 from infraveil.runtime.procfs import rss_by_group
 from infraveil.store.db import EventRow, Store
 from infraveil.store.logs import LogFiles
@@ -76,6 +79,10 @@ class ServiceView:
     memory_enforced_by: str = ""
     """"cgroup", "watchdog" or "" (no limit)."""
     notify_status: str = ""
+    release: str | None = None
+    """The version of the release it runs (None: it runs its manifest entry)."""
+    deploying: str = ""
+    """The phase of a deploy under way ("" when there is none)."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,12 @@ class Command:
     service: str
     event: Event | HoldRequested
     reply: asyncio.Future[str | None]
+
+
+@dataclass(frozen=True)
+class DeployCommand:
+    request: DeployRequest
+    reply: asyncio.Future[asyncio.Queue[Row | None]]
 
 
 @dataclass(frozen=True)
@@ -194,6 +207,14 @@ class Agent:
             base_env=self.base_env,
             cgroups=self._cgroups,
         )
+        self.deploys = Deploys(
+            self.supervisor,
+            store,
+            PayloadStore(self.state_dir / "releases"),
+            loop,
+            self._queue.put_nowait,
+            self.base_env,
+        )
         server: Closable | None = None
         tickers: list[asyncio.Task[None]] = []
         try:
@@ -205,8 +226,13 @@ class Agent:
                 None, "normal", "AgentStarted", f"agent {__version__} pid {os.getpid()}"
             )
             self._say_how_memory_is_limited()
+            waiting = self.deploys.apply_releases()
             adopted = self._adopt_previous_instances()
-            self._to_start = [(name, name not in adopted) for name in self.manifest.start_order()]
+            self._to_start = [
+                (name, name not in adopted and name not in waiting)
+                for name in self.manifest.start_order()
+            ]
+            self.deploys.resume()
             self._publish()
             self.on_ready()  # the API answers from here on; services start next
             self._queue.put_nowait(StartNext())
@@ -226,6 +252,7 @@ class Agent:
             if server is not None:
                 await server.cleanup()
                 self.socket_path.unlink(missing_ok=True)  # no agent: no socket to find
+            self.deploys.close()
             self.supervisor.close()
             self._release_cgroups()
             store.close()
@@ -297,11 +324,22 @@ class Agent:
                 case Command(service=name, event=event, reply=reply):
                     if name not in self.supervisor.records:
                         reply.set_exception(UnknownServiceError(name, list(self.manifest.services)))
+                    elif (busy := self._busy(name)) is not None:
+                        reply.set_result(busy)
                     elif isinstance(event, HoldRequested):
                         reply.set_result(self.supervisor.hold(name))
                     else:
                         self.supervisor.release(name)  # any request ends a hold
                         reply.set_result(self.supervisor.handle(name, event))
+                case DeployCommand(request=request, reply=reply):
+                    try:
+                        reply.set_result(self.deploys.request(request))
+                    except InfraveilError as e:
+                        reply.set_exception(e)
+                case VerifyDone():
+                    self.deploys.verified(item)
+                case GateTimerDue():
+                    self.deploys.timer_due(item)
                 case MemorySampled(rss_by_pid=rss, everyone=everyone):
                     self.supervisor.memory_sampled(rss, everyone=everyone)
                 case InputsTick():
@@ -309,11 +347,13 @@ class Agent:
                 case Shutdown(force=force):
                     if not self._stopping:
                         self._stopping = True
+                        self.deploys.freeze()  # a gate ends when the next agent starts
                         self.supervisor.emit(
                             None, "normal", "ShuttingDown", "stopping every service"
                         )
                     elif force:
                         self.supervisor.kill_all()
+            self.deploys.flush()  # the gates hear what the lifecycle steps just did
             if self._stopping and self._advance_shutdown():
                 self._publish()
                 return
@@ -324,6 +364,21 @@ class Agent:
                 # a long batch: let timers, I/O and API requests in
                 await asyncio.sleep(0)
                 since_yield = loop.time()
+
+    def _busy(self, name: str) -> str | None:
+        """Why a person may not start, stop or restart `name` now (None: they may)."""
+        deploy = self.deploys.active.get(name)
+        if deploy is not None and deploy.gate.phase is not GatePhase.WATCHING:  # (answered: live)
+            return (
+                f"a deploy of {deploy.gate.version} to {name} is under way ({deploy.gate.phase}):"
+                f" wait for it to end (`infraveil releases {name}`)"
+            )
+        if self.manifest.services[name].payload and self.store.pointers(name)[0] is None:
+            return (
+                f"{name} has no release yet: deploy one with"
+                f" `infraveil deploy {name} --payload FILE|DIR`"
+            )
+        return None
 
     def _start_next(self) -> None:
         if not self._to_start or self._stopping:
@@ -375,6 +430,14 @@ class Agent:
         """Queue a command for one service; the refusal reason, or None when accepted."""
         reply: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(Command(service, event, reply))
+        return await reply
+
+    async def deploy(self, request: DeployRequest) -> asyncio.Queue[Row | None]:
+        """Begin a deploy or rollback; its progress rows (then None) arrive on the queue."""
+        reply: asyncio.Future[asyncio.Queue[Row | None]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._queue.put_nowait(DeployCommand(request, reply))
         return await reply
 
     def shutdown(self) -> None:
@@ -466,6 +529,7 @@ class Agent:
         spec = sup.manifest.services[name]
         live = sup.live.get(name)
         probes = sup.prober.instances.get(name)
+        deploy = self.deploys.active.get(name)
         enforced = ""
         if spec.memory is not None and live is not None:
             enforced = "cgroup" if live.cgroup is not None else "watchdog"
@@ -480,6 +544,8 @@ class Agent:
             memory_limit=spec.memory,
             memory_enforced_by=enforced,
             notify_status=probes.notify_status if probes is not None else "",
+            release=self.store.pointers(name)[0],
+            deploying=str(deploy.gate.phase) if deploy is not None else "",
         )
 
 

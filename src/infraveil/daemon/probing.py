@@ -10,6 +10,9 @@ Cadence, per instance:
 - while **starting**, only the startup check runs (readiness, else liveness): first after
   50 ms, then 100, 200, 400 ms, then every `startup_interval` (1 s). The ramp finds a fast
   boot fast, which keeps learned boot times close to the truth;
+- while a release goes through the deploy gate (`fast`), its startup check runs every
+  `FAST_STARTUP` after the ramp: promotion must not be late by a probe interval, and one
+  service probed ten times a second for a few seconds costs nothing;
 - once **running**, readiness and liveness run every `interval` (5 s), at a fixed rate from
   when they were due, never overlapping themselves;
 - nothing runs while the instance is stopping, and no liveness check ever runs while starting.
@@ -42,6 +45,8 @@ from infraveil.runtime.probes import Address, ProbeReactor, Results, address_of,
 
 STARTUP_RAMP = (0.05, 0.1, 0.2, 0.4)
 """Delays of the first startup probes, before the `startup_interval` cadence."""
+FAST_STARTUP = 0.1
+"""Seconds between startup probes of a release in the deploy gate."""
 GRID = 0.1
 """Probes after the ramp are due on a 100 ms grid, so that the probes of many services share
 the loop's wake-ups: one wake-up costs about as much CPU as a probe (measured in
@@ -108,6 +113,8 @@ class InstanceProbes:
     exec_tasks: dict[Phase, asyncio.Future[Any]] = field(default_factory=dict)
     addresses: dict[Phase, Address | None] = field(default_factory=dict)
     rounds: dict[Phase, int] = field(default_factory=dict)
+    fast: bool = False
+    """Startup probes every `FAST_STARTUP` (a release in the deploy gate)."""
 
     def active(self) -> tuple[Phase, ...]:
         if self.running:
@@ -174,11 +181,14 @@ class Prober:
         *,
         running: bool,
         notify: NotifySocket | None,
+        fast: bool = False,
     ) -> None:
         """Begin probing a live instance (starting, or already running when adopted)."""
         self.stop(service)
         checks = checks_of(spec)
-        probes = InstanceProbes(service, instance, pid, checks, running=running, notify=notify)
+        probes = InstanceProbes(
+            service, instance, pid, checks, running=running, notify=notify, fast=fast
+        )
         health = checks.get(Phase.HEALTH)
         if health is not None and health.kind is CheckKind.NOTIFY:
             probes.watchdog = health.watchdog
@@ -263,6 +273,8 @@ class Prober:
         elif phase is Phase.STARTUP:
             ramp = STARTUP_RAMP[n] if n < len(STARTUP_RAMP) else check.startup_interval
             delay = min(ramp, check.startup_interval)
+            if probes.fast:
+                delay = min(delay, FAST_STARTUP)
         else:
             delay = check.interval
         now = self._loop.time()

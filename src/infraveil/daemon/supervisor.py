@@ -187,8 +187,17 @@ class Supervisor:
     _probe_results: dict[tuple[str, int], dict[str, Any]] = field(init=False, default_factory=dict)
     """Probe histories of ended probing, kept for their instance's record."""
     _manifest_mtime: int | None = field(init=False, default=None)
+    _startup_last: dict[str, str] = field(init=False, default_factory=dict)
+    """What each service's startup check said when its last startup deadline passed."""
     held: dict[str, ServiceSpec] = field(init=False, default_factory=dict)
     """Services held by `debug --hold`, with the spec they run with otherwise."""
+    released: dict[str, ServiceSpec] = field(init=False, default_factory=dict)
+    """Services that run a release, with the manifest entry of that release: their entry
+    changes only through `deploy`."""
+    fast_startup: set[str] = field(init=False, default_factory=set)
+    """Services whose next instances probe their startup fast (a release in the deploy gate)."""
+    on_step: Callable[[str, ServiceRecord, ServiceRecord, tuple[object, ...]], None] | None = None
+    """Told of every step of a service's lifecycle (the deploy gates watch their releases)."""
 
     def __post_init__(self) -> None:
         self.watcher = ExitWatcher(self.loop)
@@ -223,6 +232,8 @@ class Supervisor:
                 if follow is not None:
                     work.append((service, follow))
             after = self.records[service]
+            if self.on_step is not None:
+                self.on_step(service, before, after, actions)
             if after != before:
                 self._state_changed(service, before, after)
                 if before.ready != after.ready:
@@ -236,7 +247,10 @@ class Supervisor:
         spec = self.manifest.services[name]
         if after.state is State.STARTING and after.pid is not None and before.pid is None:
             notify = self._notify.pop(name, None)
-            self.prober.start(name, after.instance, after.pid, spec, running=False, notify=notify)
+            fast = name in self.fast_startup
+            self.prober.start(
+                name, after.instance, after.pid, spec, running=False, notify=notify, fast=fast
+            )
         elif after.state is State.RUNNING and before.state is State.STARTING:
             self.prober.now_running(name)
         elif after.state not in (State.STARTING, State.RUNNING):
@@ -550,7 +564,16 @@ class Supervisor:
             return None
         new = fresh.services.get(name)
         old = self.manifest.services[name]
-        if new is None or new == old:
+        if new is None or new == self.released.get(name, old):
+            return None
+        if name in self.released:
+            self.emit(
+                name,
+                "normal",
+                "ManifestChanged",
+                f"its manifest entry changed; it runs a release, so `infraveil deploy {name}`"
+                " takes the change through the gate",
+            )
             return None
         if new.depends_on != old.depends_on:
             self.emit(
@@ -560,10 +583,10 @@ class Supervisor:
                 "its depends_on changed: restart the agent (or deploy) to take that in",
             )
             return None
-        self._use_spec(new)
+        self.use_spec(new)
         return "its manifest entry"
 
-    def _use_spec(self, new: ServiceSpec) -> None:
+    def use_spec(self, new: ServiceSpec) -> None:
         """Run the service with `new` from its next start on."""
         services = dict(self.manifest.services)
         services[new.name] = new
@@ -589,7 +612,7 @@ class Supervisor:
         if name not in self.held:
             self.held[name] = spec
             held = replace(spec, command=HOLD_COMMAND, health=None, ready=None, port=None)
-            self._use_spec(held)
+            self.use_spec(held)
         record = self.records[name]
         event: Event = RestartRequested() if record.live else StartRequested()
         return self.handle(name, event)
@@ -598,7 +621,7 @@ class Supervisor:
         """Put the real command back after a hold (before the restart that asks for it)."""
         original = self.held.pop(name, None)
         if original is not None:
-            self._use_spec(original)
+            self.use_spec(original)
 
     # ── actions ──────────────────────────────────────────────────────────────────────────
 
@@ -641,13 +664,15 @@ class Supervisor:
         """A timer of the core fired; the startup deadline gets the check's last word."""
         event: Event = due.event
         if due.event.kind is TimerKind.DEADLINE:
-            event = StartupTimedOut(due.event.instance, self._startup_said(due.service))
+            said = self.startup_said(due.service)
+            self._startup_last[due.service] = said
+            event = StartupTimedOut(due.event.instance, said)
         self.handle(due.service, event)
 
-    def _startup_said(self, name: str) -> str:
+    def startup_said(self, name: str) -> str:
         probes = self.prober.instances.get(name)
-        if probes is None:
-            return "no startup check result"
+        if probes is None:  # (its probes end with the instance: what they said at its deadline)
+            return self._startup_last.get(name, "no startup check result")
         check = probes.checks.get(Phase.STARTUP)
         state = probes.states.get(Phase.STARTUP)
         if check is not None and check.kind is CheckKind.NOTIFY:

@@ -328,3 +328,26 @@ class ExitWatcher:
         for child in self._children.values():
             child.returncode = 0
         self._children.clear()
+
+
+def describe_process(pid: int) -> str:
+    """ "pid 4242 (ops): infraveil deploy api --payload build.tar.gz", or as much as is known."""
+    import psutil  # (imported here: only the agent's API needs it, not every CLI call)
+
+    try:
+        process = psutil.Process(pid)
+        with process.oneshot():
+            user = process.username()
+            argv = process.cmdline()
+    except (psutil.Error, OSError):
+        return f"pid {pid}"
+    # the CLI runs as "python …/infraveil deploy …": show it from the program name on
+    words = [os.path.basename(argv[0]), *argv[1:]] if argv else []
+    for i, word in enumerate(words):
+        if os.path.basename(word) == "infraveil":
+            words = ["infraveil", *words[i + 1 :]]
+            break
+    command = " ".join(words)
+    if len(command) > 200:
+        command = command[:199] + "…"
+    return f"pid {pid} ({user})" + (f": {command}" if command else "")

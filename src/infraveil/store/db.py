@@ -1,5 +1,5 @@
-"""The agent's SQLite store (WAL): instances, events, boot times and the last record of every
-service.
+"""The agent's SQLite store (WAL): instances, events, boot times, the last record of every
+service, and its releases and deploys.
 
 Only the agent writes; every write is its own short transaction, so a killed agent leaves a
 consistent database (SQLite's journal takes care of the rest). `synchronous=NORMAL` in WAL
@@ -20,10 +20,13 @@ from typing import Any
 from infraveil.core.errors import StateDirError
 from infraveil.core.exitstatus import ExitStatus
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 KEEP_EVENTS = 20_000
 KEEP_INSTANCES = 50
 KEEP_BOOTS = 20
+KEEP_RELEASES = 5
+"""Releases kept per service, besides the current and the known-good (never pruned)."""
+KEEP_DEPLOYS = 200
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -61,6 +64,36 @@ CREATE TABLE IF NOT EXISTS boots (
     time     REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS boots_by_service ON boots (service, time);
+-- schema 4 ([gate])
+CREATE TABLE IF NOT EXISTS releases (
+    service   TEXT NOT NULL,
+    version   TEXT NOT NULL,
+    serial    INTEGER NOT NULL,  -- order of creation within the service
+    sha256    TEXT,              -- the payload's; NULL: a release of the manifest entry only
+    size      INTEGER,
+    spec      TEXT NOT NULL,     -- JSON of the ServiceSpec it runs with
+    created   REAL NOT NULL,
+    outcome   TEXT NOT NULL DEFAULT '',
+    message   TEXT NOT NULL DEFAULT '',
+    diagnosis TEXT,              -- JSON: the diagnosis of the failure that failed its gate
+    PRIMARY KEY (service, version)
+);
+CREATE TABLE IF NOT EXISTS deployments (
+    service    TEXT PRIMARY KEY,
+    current    TEXT,
+    known_good TEXT,
+    serial     INTEGER NOT NULL DEFAULT 0   -- the last release serial given out
+);
+CREATE TABLE IF NOT EXISTS deploys (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    service  TEXT NOT NULL,
+    version  TEXT NOT NULL,
+    started  REAL NOT NULL,
+    ended    REAL,
+    by       TEXT NOT NULL DEFAULT '',
+    gate     TEXT NOT NULL,      -- JSON of the gate record (core.gate), saved at every step
+    sentence TEXT NOT NULL DEFAULT ''
+);
 """
 
 _ADDED_COLUMNS = {
@@ -129,6 +162,44 @@ class InstanceRow:
             "probes": self.probes or {},
             "diagnosis": self.diagnosis,
         }
+
+
+@dataclass(frozen=True)
+class ReleaseRow:
+    service: str
+    version: str
+    serial: int
+    sha256: str | None
+    size: int | None
+    spec: dict[str, Any]
+    created: float
+    outcome: str
+    """"" while its gate runs; then live, good, rejected, failed, rolled back, baseline."""
+    message: str
+    diagnosis: dict[str, Any] | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "sha256": self.sha256,
+            "size": self.size,
+            "created": self.created,
+            "outcome": self.outcome or "deploying",
+            "message": self.message,
+            "diagnosis": self.diagnosis,
+        }
+
+
+@dataclass(frozen=True)
+class DeployRow:
+    id: int
+    service: str
+    version: str
+    started: float
+    ended: float | None
+    by: str
+    gate: dict[str, Any]
+    sentence: str
 
 
 @dataclass(frozen=True)
@@ -386,6 +457,208 @@ class Store:
     def records(self) -> dict[str, dict[str, Any]]:
         rows = self._db.execute("SELECT name, record FROM services").fetchall()
         return {name: json.loads(record) for name, record in rows}
+
+    # ── releases and deploys ─────────────────────────────────────────────────────────────
+
+    def add_release(
+        self,
+        service: str,
+        version: str,
+        *,
+        sha256: str | None,
+        size: int | None,
+        spec: dict[str, Any],
+        created: float,
+        outcome: str = "",
+        message: str = "",
+    ) -> ReleaseRow:
+        """Record a new release (its version must be new for the service)."""
+        with self._tx():
+            serial = self._next_serial(service)
+            self._db.execute(
+                "INSERT INTO releases (service, version, serial, sha256, size, spec, created,"
+                " outcome, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    service,
+                    version,
+                    serial,
+                    sha256,
+                    size,
+                    _canonical(spec),
+                    created,
+                    outcome,
+                    message,
+                ),
+            )
+        found = self.release(service, version)
+        assert found is not None
+        return found
+
+    def _next_serial(self, service: str) -> int:
+        self._db.execute("INSERT OR IGNORE INTO deployments (service) VALUES (?)", (service,))
+        self._db.execute("UPDATE deployments SET serial = serial + 1 WHERE service = ?", (service,))
+        (serial,) = self._db.execute(
+            "SELECT serial FROM deployments WHERE service = ?", (service,)
+        ).fetchone()
+        return int(serial)
+
+    def next_version(self, service: str) -> str:
+        """The label of the service's next release when none is given: v1, v2, … (never reused,
+        even after the older ones were pruned)."""
+        row = self._db.execute(
+            "SELECT serial FROM deployments WHERE service = ?", (service,)
+        ).fetchone()
+        n = (row[0] if row else 0) + 1
+        while self.release(service, f"v{n}") is not None:  # a label someone gave by hand
+            n += 1
+        return f"v{n}"
+
+    def release(self, service: str, version: str) -> ReleaseRow | None:
+        row = self._db.execute(
+            f"SELECT {_RELEASE_COLUMNS} FROM releases WHERE service = ? AND version = ?",
+            (service, version),
+        ).fetchone()
+        return None if row is None else _release(row)
+
+    def releases(self, service: str) -> list[ReleaseRow]:
+        """The service's kept releases, newest first."""
+        rows = self._db.execute(
+            f"SELECT {_RELEASE_COLUMNS} FROM releases WHERE service = ? ORDER BY serial DESC",
+            (service,),
+        ).fetchall()
+        return [_release(r) for r in rows]
+
+    def set_release_outcome(
+        self,
+        service: str,
+        version: str,
+        outcome: str,
+        message: str = "",
+        diagnosis: dict[str, Any] | None = None,
+    ) -> None:
+        with self._tx():
+            self._db.execute(
+                "UPDATE releases SET outcome = ?, message = ?,"
+                " diagnosis = coalesce(?, diagnosis) WHERE service = ? AND version = ?",
+                (
+                    outcome,
+                    message,
+                    json.dumps(diagnosis) if diagnosis is not None else None,
+                    service,
+                    version,
+                ),
+            )
+
+    def pointers(self, service: str) -> tuple[str | None, str | None]:
+        """(current, known-good) release versions of the service."""
+        row = self._db.execute(
+            "SELECT current, known_good FROM deployments WHERE service = ?", (service,)
+        ).fetchone()
+        return (row[0], row[1]) if row else (None, None)
+
+    def set_pointers(
+        self, service: str, *, current: str | None = None, known_good: str | None = None
+    ) -> None:
+        """Move the current and/or known-good pointer (None: leave it as it is)."""
+        with self._tx():
+            self._db.execute("INSERT OR IGNORE INTO deployments (service) VALUES (?)", (service,))
+            self._db.execute(
+                "UPDATE deployments SET current = coalesce(?, current),"
+                " known_good = coalesce(?, known_good) WHERE service = ?",
+                (current, known_good, service),
+            )
+
+    def prune_releases(self, service: str, keep: int = KEEP_RELEASES) -> None:
+        """Keep the newest `keep` releases, and always the current and the known-good."""
+        current, known_good = self.pointers(service)
+        with self._tx():
+            self._db.execute(
+                "DELETE FROM releases WHERE service = :s"
+                " AND version NOT IN (coalesce(:current, ''), coalesce(:good, ''))"
+                " AND serial NOT IN (SELECT serial FROM releases WHERE service = :s"
+                " ORDER BY serial DESC LIMIT :keep)",
+                {"s": service, "current": current, "good": known_good, "keep": keep},
+            )
+
+    def payloads_in_use(self) -> set[str]:
+        """The sha256 of every payload some kept release runs (the others may be removed)."""
+        rows = self._db.execute("SELECT DISTINCT sha256 FROM releases WHERE sha256 IS NOT NULL")
+        return {r[0] for r in rows}
+
+    def add_deploy(
+        self, service: str, version: str, *, started: float, by: str, gate: dict[str, Any]
+    ) -> int:
+        with self._tx():
+            cur = self._db.execute(
+                "INSERT INTO deploys (service, version, started, by, gate) VALUES (?, ?, ?, ?, ?)",
+                (service, version, started, by, json.dumps(gate)),
+            )
+            deploy_id = cur.lastrowid
+            assert deploy_id is not None
+            self._db.execute("DELETE FROM deploys WHERE id <= ?", (deploy_id - KEEP_DEPLOYS,))
+        return deploy_id
+
+    def save_deploy(
+        self,
+        deploy_id: int,
+        gate: dict[str, Any],
+        *,
+        ended: float | None = None,
+        sentence: str | None = None,
+    ) -> None:
+        """Save the gate after a step; `ended` once it is over, `sentence` once decided."""
+        with self._tx():
+            self._db.execute(
+                "UPDATE deploys SET gate = ?, ended = coalesce(?, ended),"
+                " sentence = coalesce(?, sentence) WHERE id = ?",
+                (json.dumps(gate), ended, sentence, deploy_id),
+            )
+
+    def unfinished_deploys(self) -> list[DeployRow]:
+        """Deploys whose gate was not over when the agent that ran them ended."""
+        rows = self._db.execute(
+            f"SELECT {_DEPLOY_COLUMNS} FROM deploys WHERE ended IS NULL ORDER BY id"
+        ).fetchall()
+        return [_deploy(r) for r in rows]
+
+    def deploys(self, service: str, limit: int = 20) -> list[DeployRow]:
+        """The service's latest deploys, newest first."""
+        rows = self._db.execute(
+            f"SELECT {_DEPLOY_COLUMNS} FROM deploys WHERE service = ? ORDER BY id DESC LIMIT ?",
+            (service, limit),
+        ).fetchall()
+        return [_deploy(r) for r in rows]
+
+
+_RELEASE_COLUMNS = (
+    "service, version, serial, sha256, size, spec, created, outcome, message, diagnosis"
+)
+_DEPLOY_COLUMNS = "id, service, version, started, ended, by, gate, sentence"
+
+
+def _canonical(data: dict[str, Any]) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def _release(row: tuple[Any, ...]) -> ReleaseRow:
+    service, version, serial, sha, size, spec, created, outcome, message, diagnosis = row
+    return ReleaseRow(
+        service,
+        version,
+        serial,
+        sha,
+        size,
+        json.loads(spec),
+        created,
+        outcome,
+        message,
+        json.loads(diagnosis) if diagnosis else None,
+    )
+
+
+def _deploy(row: tuple[Any, ...]) -> DeployRow:
+    deploy_id, service, version, started, ended, by, gate, sentence = row
+    return DeployRow(deploy_id, service, version, started, ended, by, json.loads(gate), sentence)
 
 
 def _instance(row: tuple[Any, ...]) -> InstanceRow:
