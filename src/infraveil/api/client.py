@@ -88,14 +88,15 @@ class Client:
         with closing(conn):  # one request per connection, closed once the answer is read
             return self._json(response)
 
-    def stream(self, path: str, **query: Any) -> Iterator[dict[str, Any]]:
+    def stream(self, path: str, *, method: str = "GET", **query: Any) -> Iterator[dict[str, Any]]:
         """NDJSON rows as they arrive (no timeout: a follow goes on until the agent ends it).
 
         The request is sent now, not at the first iteration, so a caller can subscribe before
-        it triggers what it wants to watch. The connection closes when the rows end or the
-        iterator is closed.
+        it triggers what it wants to watch, and an error answer (unknown service, refused)
+        raises here, before any row. The connection closes when the rows end or the iterator
+        is closed. POST is for commands that report their progress as rows (deploy, rollback).
         """
-        conn, response = self._send("GET", path, query, None)
+        conn, response = self._send(method, path, query, None)
         if response.status >= 400:
             with closing(conn):
                 self._json(response)

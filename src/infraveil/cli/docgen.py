@@ -34,7 +34,7 @@ def render_cli_reference() -> str:
             if record is None:
                 continue
             names, help_text = record
-            rows.append(f"| `{names}` | {help_text.replace('|', '&#124;')} |")
+            rows.append(f"| `{_cell(names)}` | {_cell(help_text)} |")
         if rows:
             out.append("| option | meaning |\n|---|---|\n" + "\n".join(rows) + "\n\n")
     out.append("## Exit codes\n\n| code | meaning |\n|---|---|\n")
@@ -67,13 +67,13 @@ def render_api_reference() -> str:
         if r.params:
             out.append("| parameter | in | type | meaning |\n|---|---|---|---|\n")
             for p in r.params:
-                out.append(f"| `{p.name}` | {p.where} | {p.type} | {p.description} |\n")
+                out.append(f"| `{p.name}` | {p.where} | {p.type} | {_cell(p.description)} |\n")
             out.append("\n")
         out.append(f"Returns: {r.returns}\n\n")
     out.append("## Shapes\n\nField names are stable: fields may be added, never renamed.\n\n")
     for name, fields in SCHEMAS.items():
         out.append(f"### {name}\n\n| field | meaning |\n|---|---|\n")
-        out.extend(f"| `{f}` | {d} |\n" for f, d in fields.items())
+        out.extend(f"| `{f}` | {_cell(d)} |\n" for f, d in fields.items())
         out.append("\n")
     return "".join(out)
 
@@ -87,3 +87,8 @@ def _text(help_text: str) -> str:
         else:
             paragraphs.append(" ".join(line.strip() for line in block.splitlines()))
     return "\n\n".join(paragraphs)
+
+
+def _cell(text: str) -> str:
+    """Text for a Markdown table cell: a '|' would end the cell, even inside `code`."""
+    return text.replace("|", "\\|")

@@ -23,6 +23,9 @@ VERBS: dict[str, str] = {
     "start": "control",
     "stop": "control",
     "restart": "control",
+    "deploy": "deploy",
+    "releases": "deploy",
+    "rollback": "deploy",
     "check": "check",
     "debug": "debug",
     "doctor": "doctor",
@@ -64,6 +67,8 @@ def cli() -> None:
     Look:     infraveil describe SERVICE    infraveil logs SERVICE --previous    infraveil events -w
     Explain:  infraveil why SERVICE         infraveil doctor --log crash.txt     infraveil check
     Control:  infraveil restart SERVICE     infraveil down
+    Release:  infraveil deploy SERVICE --payload FILE|DIR    infraveil deploy (changed entries)
+              infraveil releases SERVICE    infraveil rollback SERVICE
     """
 
 

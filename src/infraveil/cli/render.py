@@ -123,6 +123,9 @@ def render_describe(out: Console, data: Mapping[str, Any]) -> None:
     out.print(Text.assemble("State:        ", state))
     if s.get("reason"):
         out.print(f"Reason:       {s['reason']}")
+    release = release_text(s)
+    if release:
+        out.print(Text(f"Release:      {release}"))
     out.print(f"Ready:        {'yes' if s['ready'] else 'no'}")
     if s.get("degraded"):
         out.print(Text(f"Degraded:     {s['degraded']}", "yellow"))
@@ -193,6 +196,15 @@ def render_describe(out: Console, data: Mapping[str, Any]) -> None:
         _render_instance_probes(out, data["instances"])
     out.print(Text("Events:", "bold"))
     render_events(out, data["events"], show_service=False)
+
+
+def release_text(s: Mapping[str, Any]) -> str:
+    """ "v3", "v3 (a deploy is under way: soaking)", or "" when it has no release."""
+    release, phase = s.get("release"), s.get("deploying")
+    if phase:
+        where = release or "its manifest entry"
+        return f"{where} (a deploy is under way: {_phase_text(phase)})"
+    return str(release or "")
 
 
 def _render_health(
@@ -312,3 +324,167 @@ def _clock(wall: float) -> str:
     if time.strftime("%Y-%m-%d", time.localtime(wall)) == time.strftime("%Y-%m-%d"):
         return time.strftime("%H:%M:%S", time.localtime(wall))
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(wall))
+
+
+# ── deploys ─────────────────────────────────────────────────────────────────────────────────
+
+STEP_WIDTH = 12
+"""Wide enough for every step but "rollback failed", which is rare and pushes its line over."""
+VERDICT_STYLE = {
+    "live": "green",
+    "unchanged": "",
+    "rejected": "yellow",
+    "rolled_back": "yellow",
+    "failed": "bold red",
+    "rollback_failed": "bold red",
+}
+OUTCOME_STYLE = {
+    "live": "green",
+    "good": "green",
+    "deploying": "cyan",
+    "rejected": "yellow",
+    "failed": "red",
+}
+FAILED_STEPS = {"failed", "rollback failed"}
+
+
+def say(out: Console, text: Text) -> None:
+    """One line as it is, however long: the terminal wraps it, so a command in it copies
+    whole and a pipe gets one line per step (rich flushes after each print: people watch)."""
+    out.print(text, soft_wrap=True)
+
+
+class DeployProgress:
+    """A deploy's rows printed as they arrive (people watch it live; rich flushes each line).
+
+    `deploying v42 to api` at the first row, one aligned line per step, then the verdict's
+    sentence on its own line.
+    """
+
+    def __init__(self, out: Console, kind: str) -> None:
+        self.out = out
+        self.kind = kind
+        self.started = False
+
+    def row(self, row: Mapping[str, Any]) -> None:
+        if not self.started and row.get("version"):
+            header = deploy_header(self.kind, str(row["service"]), str(row["version"]))
+            say(self.out, Text(header, "bold"))
+        self.started = True
+        if row["type"] == "step":
+            say(self.out, deploy_step_line(row))
+        else:
+            say(self.out, deploy_verdict_line(row))
+
+    def stopped(self, sentence: str) -> None:
+        """The stream ended with no verdict: the agent went away mid-deploy."""
+        say(self.out, Text(sentence, "bold red"))
+
+
+def deploy_header(kind: str, service: str, version: str) -> str:
+    if kind == "rollback":
+        return f"rolling {service} back to {version}"
+    return f"deploying {version} to {service}"
+
+
+def deploy_step_line(row: Mapping[str, Any]) -> Text:
+    """`  soak        11.21s  ready with no restart for 10s` (failures stand out)."""
+    step = str(row["step"])
+    style = ""
+    if row.get("warning"):
+        style = "bold red" if step in FAILED_STEPS else "yellow"
+    elapsed = step_elapsed(float(row.get("elapsed") or 0.0))
+    return Text.assemble(
+        "  ", (f"{step:<{STEP_WIDTH}}", style), f"{elapsed:>6}", "  ", (str(row["message"]), style)
+    )
+
+
+def step_elapsed(seconds: float) -> str:
+    """Hundredths while a step is quick (0.05s, 11.21s); a soak of minutes reads 10m00s."""
+    return f"{seconds:.2f}s" if seconds < 60 else format_duration(seconds)
+
+
+def deploy_verdict_line(verdict: Mapping[str, Any]) -> Text:
+    return Text(str(verdict["sentence"]), VERDICT_STYLE.get(str(verdict["outcome"]), "bold red"))
+
+
+def render_changes_note(out: Console, added: Sequence[str], removed: Sequence[str]) -> None:
+    """Services added to or removed from the manifest do not go through a deploy."""
+    parts = [
+        f"{what}: {', '.join(names)}"
+        for what, names in (("added", added), ("removed", removed))
+        if names
+    ]
+    if parts:
+        note = f"note: {'; '.join(parts)} — adding or removing a service is not a deploy: it"
+        note += " takes an agent restart (`infraveil down`, then `infraveil up`)"
+        say(out, Text(note, "yellow"))
+
+
+def render_releases(out: Console, data: Mapping[str, Any]) -> None:
+    """`releases`: a deploy under way, then the kept releases (newest first), with the
+    sentence of each that failed on the line under it."""
+    name = str(data["service"])
+    under_way = data.get("deploy")
+    if under_way:
+        what = "rollback to" if under_way.get("kind") == "rollback" else "deploy of"
+        busy = f"a {what} {under_way['version']} is under way ({_phase_text(under_way['phase'])})"
+        if under_way.get("by"):
+            busy += f", by {under_way['by']}"
+        say(out, Text(busy, "cyan"))
+    if data.get("waiting_for_first_deploy"):
+        say(
+            out,
+            Text(f"{name} waits for its first deploy: infraveil deploy {name} --payload FILE|DIR"),
+        )
+    releases = data["releases"]
+    if not releases:
+        say(out, Text(f"{name} has no releases yet"))
+        if not data.get("waiting_for_first_deploy"):
+            say(
+                out,
+                Text(
+                    f"hint: it runs its manifest entry; `infraveil deploy {name}` takes a change"
+                    " of that entry through the gate",
+                    "dim",
+                ),
+            )
+        return
+    headers = ("VERSION", "SHA256", "CREATED", "OUTCOME", "")
+    rows = [
+        (
+            str(r["version"]),
+            str(r["sha256"])[:12] if r.get("sha256") else "—",
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created"])),
+            str(r["outcome"]),
+            _release_marks(r),
+        )
+        for r in releases
+    ]
+    widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[Text]) -> Text:
+        padded = []
+        for cell, width in zip(cells, widths, strict=True):
+            padded += [cell, Text(" " * (width - len(cell)) + "  ")]
+        text = Text.assemble(*padded)
+        text.rstrip()
+        return text
+
+    say(out, line([Text(h, "bold") for h in headers]))
+    for row, r in zip(rows, releases, strict=True):
+        cells = [Text(c) for c in row]
+        cells[3].stylize(OUTCOME_STYLE.get(row[3], ""))
+        say(out, line(cells))
+        if r.get("message"):
+            say(out, Text(f"  {r['message']}"))
+
+
+def _release_marks(r: Mapping[str, Any]) -> str:
+    return ", ".join(
+        m for m, on in (("current", r["current"]), ("known-good", r["known_good"])) if on
+    )
+
+
+def _phase_text(phase: str) -> str:
+    return phase.replace("_", " ")
