@@ -373,7 +373,10 @@ def step(gate: Gate, event: Event, now: float) -> Transition:
 # ── sentences ───────────────────────────────────────────────────────────────────────────────
 
 
-def _see_why(gate: Gate) -> str:
+def _see_why(gate: Gate, failure: Failure) -> str:
+    """Where the whole diagnosis is, when an instance failed (not for an agent restart)."""
+    if failure.instance is None and not failure.category and not failure.evidence:
+        return ""  # e.g. the agent was restarted: nothing failed that `why` could explain
     return f" (see `infraveil why {gate.service}`)"
 
 
@@ -517,7 +520,8 @@ def _fail(g: Gate, failure: Failure, now: float) -> Transition:
     if g.kind is Kind.ROLLBACK and g.known_good == g.version:
         # this *is* the rollback to the known-good: never roll back a rollback
         sentence = (
-            f"rolling back to {g.version} failed: {said}{_see_why(g)}. Nothing of {g.service}"
+            f"rolling back to {g.version} failed: {said}{_see_why(g, failure)}."
+            f" Nothing of {g.service}"
             " is serving; infraveil does not roll back further."
         )
         return replace(g, phase=Phase.ROLLBACK_FAILED, failure=failure), (
@@ -526,7 +530,9 @@ def _fail(g: Gate, failure: Failure, now: float) -> Transition:
             Decided(False, sentence),
         )
     if g.known_good is None:
-        sentence = f"{failed}{_see_why(g)}; there is no known-good release to go back to, so"
+        sentence = (
+            f"{failed}{_see_why(g, failure)}; there is no known-good release to go back to, so"
+        )
         sentence += f" {g.service} was stopped."
         return replace(g, phase=Phase.FAILED, failure=failure), (
             *cancel,
@@ -546,7 +552,7 @@ def _rollback_ready(g: Gate, e: CandidateReady, now: float) -> Transition:
     assert g.failure is not None and g.known_good is not None
     failed = "its watch" if g.promoted else "the gate"
     sentence = (
-        f"{g.version} failed {failed}: {g.failure.describe()}{_see_why(g)};"
+        f"{g.version} failed {failed}: {g.failure.describe()}{_see_why(g, g.failure)};"
         f" rolled back: {g.known_good} is serving again."
     )
     return replace(g, phase=Phase.ROLLED_BACK), (
@@ -567,8 +573,8 @@ def _rollback_failed(g: Gate, failure: Failure) -> Transition:
     failed = "its watch" if g.promoted else "the gate"
     sentence = (
         f"{g.version} failed {failed}: {g.failure.describe()}; rolling back to {g.known_good}"
-        f" failed too: {failure.describe()}{_see_why(g)}. Nothing of {g.service} is serving;"
-        " infraveil does not roll back further."
+        f" failed too: {failure.describe()}{_see_why(g, failure)}."
+        f" Nothing of {g.service} is serving; infraveil does not roll back further."
     )
     return replace(g, phase=Phase.ROLLBACK_FAILED, rollback_failure=failure), (
         CancelTimer(TimerKind.ROLLBACK),
