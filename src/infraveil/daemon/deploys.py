@@ -798,6 +798,7 @@ class Deploys:
             diagnosis = self._diagnosis_of(deploy)
             outcome = "rejected" if gate.phase is g.Phase.REJECTED else "failed"
             self.store.set_release_outcome(name, gate.version, outcome, deploy.sentence, diagnosis)
+            self._prune(name)  # (failed releases count toward the five kept, too)
         for queue in deploy.listeners:
             queue.put_nowait(None)
         deploy.listeners.clear()
