@@ -543,6 +543,21 @@ def _rollback_to_known_good(**kw: Any) -> Gate:
     return begun("v1", previous="v2", known_good="v1", kind=Kind.ROLLBACK, **kw)
 
 
+def test_the_known_good_deployed_again_is_never_rolled_back_to_itself() -> None:
+    again = begun("v1", previous="v1", known_good="v1", kind=Kind.DEPLOY)
+    gate, actions = run(
+        again, VERIFIED, PREFLIGHT_OK, STARTED, crashed("a", halted=True), start=0.0
+    )
+    assert gate.phase is Phase.ROLLBACK_FAILED
+    assert not of(StartRelease, actions) and not of(StopService, actions)
+    sentence = decided(actions).sentence
+    assert sentence.startswith("v1 failed the gate: ")
+    assert "v1 is itself the known-good release, so there is nothing to go back to" in sentence
+    # and its promise at promotion does not mention a rollback to itself
+    _, live = run(again, VERIFIED, PREFLIGHT_OK, STARTED, READY, SOAK_OVER, start=0.0)
+    assert decided(live).sentence == "v1 is live; it is watched for 1m00s."
+
+
 @pytest.mark.parametrize(
     "events",
     [

@@ -101,7 +101,8 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "created": "when it was first deployed, seconds since the epoch",
         "outcome": "deploying | live (promoted, being watched) | good (passed its gate and"
         " watch) | rejected (failed verify or preflight: nothing was touched) | failed (failed"
-        " its gate or watch) | baseline (what ran before the first deploy)",
+        " its gate or watch) | superseded (promoted, but another deploy replaced it before its"
+        " watch was over) | baseline (what ran before the first deploy)",
         "message": "the deploy's sentence for a release that failed, or empty",
         "diagnosis": "why it failed its gate: Diagnosis, or null",
         "current": "true for the release the service runs",

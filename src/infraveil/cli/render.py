@@ -201,6 +201,8 @@ def render_describe(out: Console, data: Mapping[str, Any]) -> None:
 def release_text(s: Mapping[str, Any]) -> str:
     """ "v3", "v3 (a deploy is under way: soaking)", or "" when it has no release."""
     release, phase = s.get("release"), s.get("deploying")
+    if phase == "watching":
+        return f"{release} (live, watched: a crash rolls it back)"
     if phase:
         where = release or "its manifest entry"
         return f"{where} (a deploy is under way: {_phase_text(phase)})"
@@ -429,7 +431,9 @@ def render_releases(out: Console, data: Mapping[str, Any]) -> None:
     if under_way:
         what = "rollback to" if under_way.get("kind") == "rollback" else "deploy of"
         busy = f"a {what} {under_way['version']} is under way ({_phase_text(under_way['phase'])})"
-        if under_way.get("by"):
+        if under_way["phase"] == "watching":  # (promoted: it holds nothing, it is watched)
+            busy = f"{under_way['version']} is live and watched: a crash in its watch rolls it back"
+        elif under_way.get("by"):
             busy += f", by {under_way['by']}"
         say(out, Text(busy, "cyan"))
     if data.get("waiting_for_first_deploy"):

@@ -506,9 +506,10 @@ def _not_healthy(g: Gate, e: NotHealthyInTime, now: float) -> Transition:
 
 
 def _rolls_back(g: Gate) -> bool:
-    """A failure of this gate's release starts another release (never after a rollback to
-    the known-good itself, and not when there is no known-good)."""
-    return g.known_good is not None and not (g.kind is Kind.ROLLBACK and g.known_good == g.version)
+    """A failure of this gate's release starts another release: not when there is no
+    known-good, and not when this release *is* the known-good (a rollback to it, or the same
+    version deployed again) — a release is never rolled back to itself."""
+    return g.known_good is not None and g.known_good != g.version
 
 
 def _fail(g: Gate, failure: Failure, now: float) -> Transition:
@@ -517,13 +518,16 @@ def _fail(g: Gate, failure: Failure, now: float) -> Transition:
     said = failure.describe() + (" (after its promotion)" if g.promoted else "")
     failed = f"{g.version} failed {'its watch' if g.promoted else 'the gate'}: {said}"
     told = Report("failed", said, warning=True)
-    if g.kind is Kind.ROLLBACK and g.known_good == g.version:
-        # this *is* the rollback to the known-good: never roll back a rollback
-        sentence = (
-            f"rolling back to {g.version} failed: {said}{_see_why(g, failure)}."
-            f" Nothing of {g.service}"
-            " is serving; infraveil does not roll back further."
-        )
+    if g.known_good == g.version:
+        # this *is* the known-good: never roll back a rollback, nor a release to itself
+        if g.kind is Kind.ROLLBACK:
+            sentence = f"rolling back to {g.version} failed: {said}{_see_why(g, failure)}."
+        else:
+            sentence = (
+                f"{failed}{_see_why(g, failure)}. {g.version} is itself the known-good"
+                " release, so there is nothing to go back to."
+            )
+        sentence += f" Nothing of {g.service} is serving; infraveil does not roll back further."
         return replace(g, phase=Phase.ROLLBACK_FAILED, failure=failure), (
             *cancel,
             told,

@@ -21,7 +21,6 @@ from typing import Protocol
 
 from infraveil import __version__
 from infraveil.core.errors import InfraveilError, StateDirError, UnknownServiceError
-from infraveil.core.gate import Phase as GatePhase
 from infraveil.core.lifecycle import (
     DependenciesChanged,
     Event,
@@ -367,8 +366,8 @@ class Agent:
 
     def _busy(self, name: str) -> str | None:
         """Why a person may not start, stop or restart `name` now (None: they may)."""
-        deploy = self.deploys.active.get(name)
-        if deploy is not None and deploy.gate.phase is not GatePhase.WATCHING:  # (answered: live)
+        deploy = self.deploys.active.get(name)  # (a release being watched does not hold it)
+        if deploy is not None:
             return (
                 f"a deploy of {deploy.gate.version} to {name} is under way ({deploy.gate.phase}):"
                 f" wait for it to end (`infraveil releases {name}`)"
@@ -529,7 +528,7 @@ class Agent:
         spec = sup.manifest.services[name]
         live = sup.live.get(name)
         probes = sup.prober.instances.get(name)
-        deploy = self.deploys.active.get(name)
+        deploy = self.deploys.under_way(name)
         enforced = ""
         if spec.memory is not None and live is not None:
             enforced = "cgroup" if live.cgroup is not None else "watchdog"

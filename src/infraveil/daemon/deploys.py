@@ -184,6 +184,9 @@ class Deploys:
         self.enqueue = enqueue
         self.base_env = base_env
         self.active: dict[str, Deploy] = {}
+        """The deploy under way of each service (one at a time), until it is promoted."""
+        self.watches: dict[str, Deploy] = {}
+        """Promoted releases being watched: they do not hold a service's deploy lock."""
         self._pending: deque[tuple[str, int, g.Event]] = deque()
         self._frozen = False
         supervisor.on_step = self._observe
@@ -263,12 +266,6 @@ class Deploys:
                 "the agent is shutting down", hint="deploy once it has been started again"
             )
         busy = self.active.get(name)
-        if busy is not None and busy.gate.phase is g.Phase.WATCHING:
-            # the person has had "live"; deploying again is theirs to decide
-            version = req.to or "the known-good" if req.rollback else req.version or "a new release"
-            self._pending.append((name, busy.id, g.Superseded(version)))
-            self.flush()
-            busy = self.active.get(name)
         if busy is not None:
             ago = format_duration(time.monotonic() - busy.started_mono)
             who = f" by {busy.request.by}" if busy.request.by else ""
@@ -288,6 +285,12 @@ class Deploys:
             return queue
         candidate, kind = prepared
         current, known_good = self.store.pointers(name)
+        if known_good is None and current is not None:
+            # the first release is still in its watch: it passed its gate and serves, which
+            # makes it a better place to go back to than stopping the service
+            live = self.store.release(name, current)
+            if live is not None and live.outcome == "live":
+                known_good = current
         spec = candidate.spec
         gate, actions = g.begin(
             name,
@@ -513,8 +516,15 @@ class Deploys:
         self.flush()
 
     def _deploy(self, service: str, deploy_id: int) -> Deploy | None:
-        deploy = self.active.get(service)
-        return deploy if deploy is not None and deploy.id == deploy_id else None
+        for deploys in (self.active, self.watches):
+            deploy = deploys.get(service)
+            if deploy is not None and deploy.id == deploy_id:
+                return deploy
+        return None
+
+    def under_way(self, service: str) -> Deploy | None:
+        """The service's deploy under way, else the promoted release being watched."""
+        return self.active.get(service) or self.watches.get(service)
 
     def _feed(self, deploy: Deploy, event: g.Event) -> None:
         self._pending.append((deploy.gate.service, deploy.id, event))
@@ -524,7 +534,7 @@ class Deploys:
         start a release while every service is being stopped). The next agent resumes them."""
         self._frozen = True
         self._pending.clear()
-        for deploy in self.active.values():
+        for deploy in (*self.active.values(), *self.watches.values()):
             for handle in deploy.timers.values():
                 handle.cancel()
             deploy.timers.clear()
@@ -539,13 +549,31 @@ class Deploys:
             deploy = self._deploy(name, deploy_id)
             if deploy is None:
                 continue
-            gate, actions = g.step(deploy.gate, event, time.monotonic())
-            deploy.gate = gate
-            self._carry_out(deploy, actions)
-            ended = time.time() if gate.phase.final else None
-            self.store.save_deploy(deploy.id, g.gate_to_json(gate), ended=ended)
-            if gate.phase.final:
-                self._end(deploy)
+            self._step(deploy, event)
+
+    def _step(self, deploy: Deploy, event: g.Event) -> None:
+        name = deploy.gate.service
+        gate, actions = g.step(deploy.gate, event, time.monotonic())
+        deploy.gate = gate
+        self._carry_out(deploy, actions)
+        ended = time.time() if gate.phase.final else None
+        self.store.save_deploy(deploy.id, g.gate_to_json(gate), ended=ended)
+        self.supervisor.changed.add(name)  # `status` shows the deploy's phase
+        if gate.phase.final:
+            self._end(deploy)
+        elif gate.phase is g.Phase.WATCHING and self.active.get(name) is deploy:
+            # promoted: the person has their answer, and may deploy again during the watch
+            del self.active[name]
+            self.watches[name] = deploy
+        elif gate.phase is not g.Phase.WATCHING and self.watches.get(name) is deploy:
+            # the watched release failed: its rollback takes the service again, and a newer
+            # deploy that has not touched it yet gives way (it would replace the rollback)
+            del self.watches[name]
+            newer = self.active.pop(name, None)
+            self.active[name] = deploy
+            if newer is not None:
+                why = f"{gate.version} failed its watch and is being rolled back"
+                self._step(newer, g.Interrupted(why))
 
     # ── watching the release being started ───────────────────────────────────────────────
 
@@ -558,7 +586,9 @@ class Deploys:
     ) -> None:
         """Turn a step of the service's lifecycle into what the gate cares about."""
         deploy = self.active.get(name)
-        if deploy is None or not deploy.gate.touched or after.instance <= deploy.watching_from:
+        if deploy is None or not deploy.gate.touched:  # (a newer deploy still verifying)
+            deploy = self.watches.get(name)
+        if deploy is None or after.instance <= deploy.watching_from:
             return
         said = {a.reason: a.message for a in actions if isinstance(a, Emit)}
         if after.pid is not None and before.pid is None and after.state is State.STARTING:
@@ -673,6 +703,10 @@ class Deploys:
         """Replace: the release takes the service's place (the lifecycle stops the old)."""
         name = deploy.gate.service
         sup = self.supervisor
+        watched = self.watches.get(name)
+        if watched is not None and watched is not deploy:
+            # the release being watched is replaced: current until then, never known-good
+            self._feed(watched, g.Superseded(deploy.gate.version))
         sup.release(name)  # a `debug --hold` ends here
         before = sup.manifest.services[name]
         sup.use_spec(runnable(spec, tree))
@@ -784,7 +818,10 @@ class Deploys:
         """The gate is over: record the release's outcome and let go of the service."""
         gate = deploy.gate
         name = gate.service
-        del self.active[name]
+        for deploys in (self.active, self.watches):
+            if deploys.get(name) is deploy:
+                del deploys[name]
+        self.supervisor.changed.add(name)
         self.supervisor.fast_startup.discard(name)
         for handle in deploy.timers.values():
             handle.cancel()
@@ -793,12 +830,14 @@ class Deploys:
             # the service runs the known-good again (or tries to): that is what a new agent runs
             self.store.set_pointers(name, current=gate.known_good)
         # (a failed rollback to the known-good does not unmake it: it passed its own gate)
-        known_good_again = gate.kind is g.Kind.ROLLBACK and gate.version == gate.known_good
+        known_good_again = gate.version == gate.known_good
         if gate.phase in _FAILED and deploy.candidate.recorded and not known_good_again:
             diagnosis = self._diagnosis_of(deploy)
             outcome = "rejected" if gate.phase is g.Phase.REJECTED else "failed"
             self.store.set_release_outcome(name, gate.version, outcome, deploy.sentence, diagnosis)
             self._prune(name)  # (failed releases count toward the five kept, too)
+        elif gate.phase is g.Phase.SUPERSEDED:
+            self.store.set_release_outcome(name, gate.version, "superseded", deploy.sentence)
         for queue in deploy.listeners:
             queue.put_nowait(None)
         deploy.listeners.clear()
@@ -817,7 +856,7 @@ class Deploys:
             data["current"] = release.version == current
             data["known_good"] = release.version == known_good
             rows.append(data)
-        deploy = self.active.get(name)
+        deploy = self.under_way(name)
         under_way = None
         if deploy is not None:
             under_way = {
@@ -856,7 +895,7 @@ class Deploys:
         }
 
     def close(self) -> None:
-        for deploy in self.active.values():
+        for deploy in (*self.active.values(), *self.watches.values()):
             for handle in deploy.timers.values():
                 handle.cancel()
             for queue in deploy.listeners:
