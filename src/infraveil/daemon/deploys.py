@@ -209,6 +209,16 @@ class Deploys:
                     )
                 continue
             released = spec_from_json(release.spec)
+            unknown = [d for d in released.depends_on if d not in sup.manifest.services]
+            if unknown:
+                sup.emit(
+                    name,
+                    "warning",
+                    "ReleaseNotUsed",
+                    f"release {release.version} depends on {', '.join(unknown)}, which the"
+                    f" manifest no longer has: {name} runs its manifest entry instead",
+                )
+                continue
             tree = self.payloads.tree(release.sha256) if release.sha256 else None
             sup.use_spec(runnable(released, tree))
             sup.released[name] = released
@@ -230,6 +240,9 @@ class Deploys:
                 self.store.save_deploy(row.id, row.gate, ended=time.time())
                 continue
             gate = g.gate_from_json(row.gate)
+            if gate.phase.final:  # (ended, but the agent died before it said so)
+                self.store.save_deploy(row.id, row.gate, ended=time.time())
+                continue
             spec = self.supervisor.manifest.services[name]
             release = self.store.release(name, gate.version)
             candidate = Candidate(gate.version, spec)
