@@ -372,7 +372,7 @@ class Agent:
                 f"a deploy of {deploy.gate.version} to {name} is under way ({deploy.gate.phase}):"
                 f" wait for it to end (`infraveil releases {name}`)"
             )
-        if self.manifest.services[name].payload and self.store.pointers(name)[0] is None:
+        if self.manifest.services[name].payload and name not in self.deploys.current:
             return (
                 f"{name} has no release yet: deploy one with"
                 f" `infraveil deploy {name} --payload FILE|DIR`"
@@ -543,7 +543,7 @@ class Agent:
             memory_limit=spec.memory,
             memory_enforced_by=enforced,
             notify_status=probes.notify_status if probes is not None else "",
-            release=self.store.pointers(name)[0],
+            release=self.deploys.current.get(name),
             deploying=str(deploy.gate.phase) if deploy is not None else "",
         )
 

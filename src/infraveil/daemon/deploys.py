@@ -24,7 +24,6 @@ import json
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,6 @@ from infraveil.core.diagnosis.facts import PreflightProblem
 from infraveil.core.errors import (
     CommandRefusedError,
     InfraveilError,
-    ManifestError,
     NotFoundError,
     PayloadError,
     UnknownServiceError,
@@ -104,7 +102,8 @@ class VerifyDone:
 
     service: str
     deploy_id: int
-    outcome: Future[Payload | None]
+    outcome: asyncio.Future[Payload | None]
+    """Done: the payload, or the error verifying it raised."""
 
 
 @dataclass(frozen=True)
@@ -185,6 +184,9 @@ class Deploys:
         self.base_env = base_env
         self.active: dict[str, Deploy] = {}
         """The deploy under way of each service (one at a time), until it is promoted."""
+        self.current: dict[str, str] = {}
+        """The release each service runs (a copy of the store's pointer: the agent's views
+        read it at every snapshot)."""
         self.watches: dict[str, Deploy] = {}
         """Promoted releases being watched: they do not hold a service's deploy lock."""
         self._pending: deque[tuple[str, int, g.Event]] = deque()
@@ -201,6 +203,8 @@ class Deploys:
         for name, spec in sup.manifest.services.items():
             current, _ = self.store.pointers(name)
             release = self.store.release(name, current) if current is not None else None
+            if current is not None:
+                self.current[name] = current
             if release is None:
                 if spec.payload:
                     waiting.add(name)
@@ -335,12 +339,7 @@ class Deploys:
     def _prepare_deploy(self, req: DeployRequest) -> tuple[Candidate, g.Kind] | str:
         name = req.service
         sup = self.supervisor
-        try:
-            fresh = load_manifest(sup.manifest.path)
-        except ManifestError:
-            raise
-        except InfraveilError as e:
-            raise CommandRefusedError(f"cannot read the manifest: {e.message}", hint=e.hint) from e
+        fresh = load_manifest(sup.manifest.path)  # a ManifestError says what is wrong, where
         spec = fresh.services.get(name)
         if spec is None:
             raise CommandRefusedError(
@@ -407,7 +406,7 @@ class Deploys:
             outcome="baseline",
             message="the manifest entry it ran before its first deploy",
         )
-        self.store.set_pointers(name, current=version, known_good=version)
+        self._point(name, current=version, known_good=version)
         sup.released[name] = spec
         return row
 
@@ -653,12 +652,12 @@ class Deploys:
                     self.supervisor.handle(name, StopRequested())
                 case g.Promote():
                     self.supervisor.fast_startup.discard(name)
-                    self.store.set_pointers(name, current=deploy.gate.version)
+                    self._point(name, current=deploy.gate.version)
                     self.store.set_release_outcome(name, deploy.gate.version, "live")
                     self.supervisor.released[name] = deploy.candidate.spec
                     self._prune(name)
                 case g.MarkKnownGood():
-                    self.store.set_pointers(name, known_good=deploy.gate.version)
+                    self._point(name, known_good=deploy.gate.version)
                     self.store.set_release_outcome(name, deploy.gate.version, "good")
                     self._prune(name)
                 case g.SetTimer(kind=kind, at=at):
@@ -688,9 +687,7 @@ class Deploys:
 
         outcome = self.loop.run_in_executor(None, work)
         name = deploy.gate.service
-        outcome.add_done_callback(
-            lambda f: self.enqueue(VerifyDone(name, deploy.id, _concurrent(f)))
-        )
+        outcome.add_done_callback(lambda f: self.enqueue(VerifyDone(name, deploy.id, f)))
 
     def _preflight(self, deploy: Deploy) -> None:
         name = deploy.gate.service
@@ -744,6 +741,14 @@ class Deploys:
         self.supervisor.released[name] = spec_from_json(release.spec)
         c = self._candidate_of(release)
         self._start(deploy, c.spec, c.tree)
+
+    def _point(
+        self, name: str, *, current: str | None = None, known_good: str | None = None
+    ) -> None:
+        """Move the service's current and/or known-good release."""
+        self.store.set_pointers(name, current=current, known_good=known_good)
+        if current is not None:
+            self.current[name] = current
 
     def _prune(self, name: str) -> None:
         """Forget the service's oldest releases, and remove payloads no release runs.
@@ -841,7 +846,7 @@ class Deploys:
         deploy.timers.clear()
         if gate.phase in (g.Phase.ROLLED_BACK, g.Phase.ROLLBACK_FAILED) and gate.known_good:
             # the service runs the known-good again (or tries to): that is what a new agent runs
-            self.store.set_pointers(name, current=gate.known_good)
+            self._point(name, current=gate.known_good)
         # (a failed rollback to the known-good does not unmake it: it passed its own gate)
         known_good_again = gate.version == gate.known_good
         if gate.phase in _FAILED and deploy.candidate.recorded and not known_good_again:
@@ -925,14 +930,3 @@ def _failure_json(failure: g.Failure | None, diagnosis: dict[str, Any] | None) -
         "instance": failure.instance,
         "diagnosis": diagnosis,
     }
-
-
-def _concurrent(future: asyncio.Future[Payload | None]) -> Future[Payload | None]:
-    """The outcome of an executor job as a plain (thread-safe, already done) future."""
-    done: Future[Payload | None] = Future()
-    exception = future.exception()
-    if exception is not None:
-        done.set_exception(exception)
-    else:
-        done.set_result(future.result())
-    return done
