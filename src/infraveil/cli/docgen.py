@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import click
 
 from infraveil.api.server import ROUTES
@@ -22,33 +24,39 @@ def render_cli_reference() -> str:
     out.append(_text(cli.help or "") + "\n\n")
     for name in sorted(cli.list_commands(ctx)):
         command = cli.get_command(ctx, name)
-        if command is None or command.hidden:
-            continue
-        sub = click.Context(command, info_name=name, parent=ctx)
-        out.append(f"## `infraveil {name}`\n\n")
-        out.append(f"```\n{command.get_usage(sub)}\n```\n\n")
-        out.append(_text(command.help or "") + "\n\n")
-        rows = []
-        for param in command.get_params(sub):
-            record = param.get_help_record(sub)
-            if record is None:
-                continue
-            names, help_text = record
-            rows.append(f"| `{_cell(names)}` | {_cell(help_text)} |")
-        if rows:
-            out.append("| option | meaning |\n|---|---|\n" + "\n".join(rows) + "\n\n")
+        if command is not None and not command.hidden:
+            _command_section(out, command, click.Context(command, info_name=name, parent=ctx))
     out.append("## Exit codes\n\n| code | meaning |\n|---|---|\n")
-    out.append(
-        f"| {OK} | success |\n| {FAILED} | the command ran and reports a failure "
-        "(e.g. a service did not come up) |\n"
-    )
-    seen: set[int] = set()
+    out.append(f"| {OK} | success |\n")
+    meanings = {FAILED: ["the command ran and reports a failure (e.g. a service did not come up)"]}
     for code, meaning in sorted(EXIT_CODES.values()):
-        if code not in seen:
-            seen.add(code)
-            out.append(f"| {code} | {meaning} |\n")
+        if meaning not in meanings.setdefault(code, []):
+            meanings[code].append(meaning)
+    for code, said in meanings.items():
+        out.append(f"| {code} | {_cell('; '.join(said))} |\n")
     out.append(f"| {INTERNAL} | a bug in infraveil; the traceback is saved to a file it names |\n")
     return "".join(out)
+
+
+def _command_section(out: list[str], command: click.Command, ctx: click.Context) -> None:
+    """A verb's section, then one for each of its subcommands (`doctor k8s collect`)."""
+    out.append(f"## `{ctx.command_path}`\n\n")
+    out.append(f"```\n{command.get_usage(ctx)}\n```\n\n")
+    out.append(_text(command.help or "") + "\n\n")
+    rows = []
+    for param in command.get_params(ctx):
+        record = param.get_help_record(ctx)
+        if record is None:
+            continue
+        names, help_text = record
+        rows.append(f"| `{_cell(names)}` | {_cell(help_text)} |")
+    if rows:
+        out.append("| option | meaning |\n|---|---|\n" + "\n".join(rows) + "\n\n")
+    if isinstance(command, click.Group):
+        for name in sorted(command.list_commands(ctx)):
+            sub = command.get_command(ctx, name)
+            if sub is not None and not sub.hidden:
+                _command_section(out, sub, click.Context(sub, info_name=name, parent=ctx))
 
 
 def render_api_reference() -> str:
@@ -83,7 +91,8 @@ def _text(help_text: str) -> str:
     paragraphs = []
     for block in help_text.strip().split("\n\n"):
         if block.lstrip().startswith("\b"):
-            paragraphs.append("```\n" + block.replace("\b\n", "").strip("\n") + "\n```")
+            code = block.split("\b\n", 1)[1].strip("\n")
+            paragraphs.append("```\n" + textwrap.dedent(code) + "\n```")
         else:
             paragraphs.append(" ".join(line.strip() for line in block.splitlines()))
     return "\n\n".join(paragraphs)

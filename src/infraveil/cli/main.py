@@ -54,7 +54,8 @@ class LazyGroup(click.Group):
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog="Exit codes: 0 ok, 1 the command reported a failure, 2 usage or manifest error, "
     "3 no agent running, 4 no such service, 5 an agent is already running, 6 refused, "
-    "7 state directory unusable, 8 unexpected API error, 70 a bug in infraveil. "
+    "7 state directory unusable, 8 unexpected API error, 9-11 Kubernetes config, unreachable or "
+    "denied (doctor k8s), 70 a bug in infraveil. "
     "Shell completion: "
     'eval "$(_INFRAVEIL_COMPLETE=bash_source infraveil)" (or zsh_source, fish_source).',
 )
@@ -66,6 +67,7 @@ def cli() -> None:
     Start:    infraveil up [--detach]       then  infraveil status
     Look:     infraveil describe SERVICE    infraveil logs SERVICE --previous    infraveil events -w
     Explain:  infraveil why SERVICE         infraveil doctor --log crash.txt     infraveil check
+              infraveil doctor k8s POD -n NAMESPACE    (Kubernetes pods in CrashLoopBackOff)
     Control:  infraveil restart SERVICE     infraveil down
     Release:  infraveil deploy SERVICE --payload FILE|DIR    infraveil deploy (changed entries)
               infraveil releases SERVICE    infraveil rollback SERVICE

@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 from typing import Any
 
+import kube_support
 import pytest
 
 from infraveil.core.diagnosis.categories import Category
@@ -150,3 +151,28 @@ def test_wins_over_the_traceback_reading() -> None:
     d = diagnose(facts(log))
     assert d.finding.category is Category.CONFIG_MISSING
     assert "/etc/app/config.toml" in d.finding.summary
+
+
+def test_a_volume_mounted_over_a_path_of_the_other_type_in_kubernetes() -> None:
+    message = (
+        'Error: failed to start container "web": Error response from daemon: OCI runtime create'
+        " failed: container_linux.go:367: starting container process caused: process_linux.go:"
+        '495: container init caused: rootfs_linux.go:60: mounting "/var/lib/kubelet/pods/9/'
+        'volume-subpaths/conf/web/0" to rootfs at "/var/lib/docker/overlay2/a/merged/etc/nginx/'
+        'nginx.conf" caused: not a directory: unknown: Are you trying to mount a directory onto'
+        " a file (or vice-versa)?"
+    )
+    f = kube_support.engine(events=(kube_support.warning("Failed", message, 3),)).finding
+    assert f.category is Category.CONFIG_MISSING
+    assert "/etc/nginx/nginx.conf" in f.summary
+    assert f.evidence[0].text == message
+    containerd = (
+        "failed to create containerd task: failed to create shim task: OCI runtime create"
+        " failed: runc create failed: unable to start container process: error during container"
+        ' init: error mounting "/var/lib/kubelet/pods/7/volume-subpaths/settings/api/1" to rootfs'
+        ' at "/app/settings.json": mount src=/var/lib/kubelet/pods/7/volume-subpaths/settings/'
+        "api/1, dst=/app/settings.json: not a directory: unknown"
+    )
+    f = kube_support.engine(terminated_reason="StartError", terminated_message=containerd).finding
+    assert f.category is Category.CONFIG_MISSING and f.specificity is Specificity.PLATFORM
+    assert "/app/settings.json" in f.summary and "subPath" in f.fix

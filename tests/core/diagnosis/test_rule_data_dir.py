@@ -154,3 +154,28 @@ def test_wins_over_the_fatal_line_reading() -> None:
     d = diagnose(facts(log))
     assert d.finding.category is Category.DATA_DIR
     assert "chown -R postgres:postgres /var/lib/postgresql/data" in d.finding.fix
+
+
+def test_sqlite_that_cannot_open_its_database_file_for_permissions() -> None:
+    log = """
+        logger=sqlstore level=info msg="Connecting to DB" dbtype=sqlite3
+        Error: ✗ failed to open database: unable to open database file: permission denied
+    """
+    f = data_dir.rule(Clues(facts(log)))
+    assert f is not None and f.category is Category.DATA_DIR
+    assert "unable to open database file: permission denied" in f.evidence[0].text
+    assert diagnose(facts(log)).finding.category is Category.DATA_DIR
+
+
+def test_sqlite_that_cannot_open_a_missing_file_is_not_a_permission_problem() -> None:
+    log = "Error: unable to open database file: no such file or directory\n"
+    f = data_dir.rule(Clues(facts(log)))
+    assert f is None or "permission" not in f.summary.lower()
+
+
+def test_an_entrypoint_that_may_not_chown_its_data_directory() -> None:
+    # an NFS volume with root_squash: the image's entrypoint cannot take the directory over
+    log = "chown: changing ownership of '/bitnami/redis/data': Operation not permitted\n"
+    f = data_dir.rule(Clues(facts(log)))
+    assert f is not None and f.category is Category.DATA_DIR
+    assert "/bitnami/redis/data" in f.fix

@@ -188,3 +188,54 @@ def test_a_proxy_error_does_not_outrank_the_proxys_own_bind_failure() -> None:
     f = dependency_unreachable.rule(Clues(facts(log)))
     assert f is not None and f.confidence is Confidence.MEDIUM
     assert diagnose(facts(log)).finding.category is Category.PORT_IN_USE
+
+
+# An entrypoint that waits for a dependency in its own words, then gives up.
+GAVE_UP = [
+    pytest.param(
+        """
+        wait-for-it.sh: waiting 15 seconds for mysql-primary.db:3306
+        wait-for-it.sh: timeout occurred after waiting 15 seconds for mysql-primary.db:3306
+        """,
+        "mysql-primary.db:3306",
+        id="wait-for-it",
+    ),
+    pytest.param(
+        """
+        2024-02-01 10:00:00 INFO Connecting to broker rabbitmq-ha.messaging ...
+        2024-02-01 10:00:30 WARN still no answer, retrying
+        2024-02-01 10:01:00 ERROR gave up after 3 attempts
+        """,
+        "rabbitmq-ha.messaging",
+        id="announced-then-gave-up",
+    ),
+    pytest.param(
+        """
+        Waiting for the database to come up
+        Timed out.
+        """,
+        "a dependency",
+        id="no-host-named",
+    ),
+]
+
+
+@pytest.mark.parametrize(("log", "target"), GAVE_UP)
+def test_a_wait_for_a_dependency_that_gave_up(log: str, target: str) -> None:
+    f = dependency_unreachable.rule(Clues(facts(log)))
+    assert f is not None and f.category is Category.DEPENDENCY_UNREACHABLE
+    assert f"waited for {target} and gave up" in f.summary
+    assert f.specificity is Specificity.MESSAGE and not f.deterministic
+    assert diagnose(facts(log)).finding.category is Category.DEPENDENCY_UNREACHABLE
+
+
+@pytest.mark.parametrize(
+    "log",
+    [
+        "request timed out, retrying\nok",  # a timeout with nothing announced before it
+        "waiting for leader lease\nacquired lease\n",  # a wait that did not time out
+        "Waiting for db.internal:5432\nlookup db.internal on 10.96.0.10:53: no such host: timed out",  # noqa: E501
+    ],
+)
+def test_a_timeout_without_an_announced_wait_is_not_one(log: str) -> None:
+    assert dependency_unreachable.rule(Clues(facts(log))) is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 from typing import Any
 
+import kube_support
 import pytest
 
 from infraveil.core.diagnosis.categories import Category
@@ -117,3 +118,11 @@ NEAR_MISSES = [
 @pytest.mark.parametrize("log", NEAR_MISSES)
 def test_does_not_fire(log: str) -> None:
     assert kernel_setting.rule(Clues(facts(log))) is None
+
+
+def test_in_a_pod_the_sysctl_is_set_on_the_nodes_or_by_an_init_container() -> None:
+    log = "max virtual memory areas vm.max_map_count [65530] is too low, increase to at least [262144]"  # noqa: E501
+    f = kube_support.engine(log, container="opensearch").finding
+    assert f.category is Category.KERNEL_SETTING
+    assert "every node" in f.fix and "privileged init container" in f.fix
+    assert "/etc/sysctl.d/99-opensearch.conf" in f.fix and "infraveil" not in f.fix

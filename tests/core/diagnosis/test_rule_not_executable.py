@@ -34,3 +34,17 @@ def test_the_agents_exec_failure_and_a_bare_126() -> None:
 def test_permission_denied_on_a_data_file_is_not_this() -> None:
     log = "PermissionError: [Errno 13] Permission denied: '/var/lib/app/db.sqlite'"
     assert apply(rule, log, exit_code=1) is None
+
+
+def test_runcs_no_such_file_for_a_file_it_found_is_a_missing_interpreter_or_loader() -> None:
+    # runc found the entrypoint, but execve failed: its #! interpreter or ELF loader is missing
+    line = 'container_linux.go:349: starting container process caused "exec user process caused: no such file or directory"'  # noqa: E501
+    f = apply(rule, line, exit_code=1)
+    assert f is not None and f.category is Category.NOT_EXECUTABLE
+    assert "dynamic loader" in f.summary and "dos2unix" in f.fix and "CGO_ENABLED=0" in f.fix
+    assert "ENTRYPOINT" in f.fix  # the file's name is not in the line: a placeholder
+
+
+def test_runcs_permission_denied_for_the_entrypoint() -> None:
+    f = apply(rule, 'standard_init_linux.go:211: exec user process caused "permission denied"')
+    assert f is not None and "permission denied" in f.summary and "chmod +x" in f.fix

@@ -132,10 +132,16 @@ class Clues:
             return None
         if f.run_seconds is not None:
             text += f" after {format_duration(f.run_seconds)}"
+        kube = f.kube
+        if kube is not None and kube.terminated_reason:
+            # as kubectl shows it: the runtime's reason (OOMKilled, Completed, Error) first
+            return Evidence(kube.terminated_path, f"{kube.terminated_reason}: {text}")
         return Evidence("exit status", text)
 
     def restart_hint(self) -> str:
         """How to try again once fixed."""
+        if self.facts.kube is not None:
+            return "let the kubelet restart it (or `kubectl delete pod` to retry at once)"
         if self.facts.service:
             return f"`infraveil restart {self.facts.service}`"
         return "restart it"
@@ -143,6 +149,10 @@ class Clues:
     @property
     def who(self) -> str:
         """The service's name for a sentence, or 'the program'."""
+        kube = self.facts.kube
+        if kube is not None:
+            kind = "init container" if kube.init else "container"
+            return f"{kind} {kube.container}" if kube.container else f"the {kind}"
         return self.facts.service or "the program"
 
 
@@ -191,6 +201,14 @@ def failed_probes(c: Clues, *roles: str) -> list[tuple[ProbeFact, Evidence]]:
             detail = (m["detail"] or e.message).strip()
             fact = ProbeFact(m["role"].lower(), "", "", False, detail, "refused" in detail)
             found.append((fact, Evidence(e.source, e.message.strip())))
+    if not found and c.facts.kube is not None and not c.facts.kube.status_known:
+        # a pod's paste read as logs may hold the kubelet's probe events
+        for line in c.facts.log:
+            m = _PROBE_EVENT.search(line.text)
+            if m is not None and m["role"].lower() in roles:
+                detail = (m["detail"] or "").strip()
+                fact = ProbeFact(m["role"].lower(), "", "", False, detail, "refused" in detail)
+                found.append((fact, c.quote(line)))
     return found
 
 
@@ -247,3 +265,61 @@ def superseded(c: Clues, found: Match) -> bool:
     if d is None or d.runtime == "generic" or c.decisive_at <= found.at:
         return False
     return not any(_CHAIN.match(line.text) for line in log[found.at + 1 : c.decisive_at])
+
+
+@dataclass(frozen=True)
+class Said:
+    """A platform message that matched: where it was said (quotable) and the match."""
+
+    evidence: Evidence
+    match: re.Match[str]
+    count: int = 1  # how often (an event's count)
+
+    def __getitem__(self, group: int | str) -> str:
+        return self.match[group] or ""
+
+
+def platform_said(c: Clues, pattern: re.Pattern[str], *, node: bool = False) -> Said | None:
+    """The first of Kubernetes' own words about the container that match: its waiting and
+    termination messages, the pod's status message, then its events (the most repeated one
+    first: what keeps happening), then, with `node`, its node's events; for a container known
+    only from a paste read as logs, its log. None for a process."""
+    return next(platform_all(c, pattern, node=node), None)
+
+
+def platform_all(c: Clues, pattern: re.Pattern[str], *, node: bool = False) -> Iterator[Said]:
+    """Every one of Kubernetes' own words that match, in `platform_said`'s order (for a
+    rule that must pick the line giving the cause among several saying the same thing: a
+    back-off beside the pull error behind it). The log's lines come last line first."""
+    kube = c.facts.kube
+    if kube is None:
+        return
+    said = [
+        (f"{kube.status_path}.state.waiting.message", kube.waiting_message, 1),
+        (f"{kube.terminated_path}.message", kube.terminated_message, 1),
+        ("status.message", kube.pod_message, 1),
+    ]
+    # an old kubelet (before ~1.8) put its message where the reason goes: a sentence, not a
+    # CamelCase word (`Reason: Couldn't find key password in Secret shop/db`)
+    said += [
+        (path, text, 1)
+        for path, text in (
+            (f"{kube.status_path}.state.waiting.reason", kube.waiting_reason),
+            (f"{kube.terminated_path}.reason", kube.terminated_reason),
+        )
+        if " " in text.strip()
+    ]
+    events = sorted(c.facts.events, key=lambda e: -e.count)
+    if node:
+        events += sorted(kube.node_events, key=lambda e: -e.count)
+    said += [(e.source, e.message, e.count) for e in events]
+    for source, text, count in said:
+        if text and (m := pattern.search(text)) is not None:
+            yield Said(Evidence(source, text.strip()), m, count)
+    if kube.status_known:
+        return  # (a program's log about other pods' objects is not the kubelet's word)
+    # a paste that could only be read as logs may still hold the kubelet's own words
+    log = c.facts.log
+    for i in range(len(log) - 1, -1, -1):
+        if (m := pattern.search(log[i].text)) is not None:
+            yield Said(c.quote(log[i]), m)

@@ -203,7 +203,10 @@ def _text_after(lines: Sequence[LogLine], start: int, heading: str) -> int | Non
 
 # --- Go -------------------------------------------------------------------------------------
 
-_GO_PANIC = re.compile(r"^(?:panic: |fatal error: )")
+# (client-go's crash handler logs `Observed a panic: ...` through klog before it re-panics)
+_GO_PANIC = re.compile(
+    r"^(?:panic: |fatal error: )|^[EF]\d{4} [\d:. ]+\d+ \S+\] Observed a panic: "
+)
 _GO_SIGNAL = re.compile(r"^\[signal [A-Z]+")
 _GO_GOROUTINE = re.compile(r"^goroutine \d+ \[")
 
@@ -417,7 +420,7 @@ def _shell(lines: Sequence[LogLine]) -> _Found | None:
 # --- generic fallback -----------------------------------------------------------------------
 
 _GENERIC = re.compile(
-    r"\b(?:ERROR|FATAL|CRITICAL|PANIC)\b|Error:"
+    r"\b(?:ERROR|FATAL|CRITICAL|PANIC)\b|Error:|\[(?:emerg|alert|crit)\]"
     r"|\blevel=\"?(?:error|fatal|panic|critical)\b"
     r"|\"level\"\s*:\s*\"(?:error|fatal|panic|critical)\""
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from infraveil.core.diagnosis.decisive import LogLine
 
@@ -34,6 +34,8 @@ class EventFact:
     reason: str
     message: str
     source: str = "event"  # where it came from, quoted with it: "event 08:01:02", "events.txt:4"
+    count: int = 1  # how many times it happened (Kubernetes folds repeats into one event)
+    warning: bool = False  # a Warning event (Kubernetes), not a Normal one
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class KillFact:
 
     reason: str  # "liveness", "deadline" (startup deadline) or "memory" (the RSS watchdog)
     detail: str  # the agent's message: "liveness failed 3 times over 15 s: HTTP 500 ..."
+    source: str = "agent"  # who ended it, quoted with it: "agent", "event Killing (x4 over 9m)"
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,93 @@ class DependencyFact:
     name: str
     ready: bool
     state: str = ""  # "running", "failed (halted)", ...
+
+
+@dataclass(frozen=True)
+class KubeProbe:
+    """A probe in a Kubernetes container's spec, with its timing (the API's defaults filled in)."""
+
+    role: str  # startup, liveness or readiness
+    handler: dict[str, object] = field(hash=False)  # the spec's: {"httpGet": {"port": 8080}}
+    initial_delay: int = 0
+    period: int = 10
+    timeout: int = 1
+    failure_threshold: int = 3
+
+    @property
+    def first_kill(self) -> int:
+        """Seconds from the container's start to the earliest moment this probe can fail it."""
+        return self.initial_delay + self.period * self.failure_threshold
+
+    def describe(self) -> str:
+        """The handler as `kubectl describe` shows it: "http-get http://:8080/healthz"."""
+        http = self.handler.get("httpGet")
+        if isinstance(http, dict):
+            scheme = str(http.get("scheme") or "HTTP").lower()
+            return f"http-get {scheme}://:{http.get('port', '')}{http.get('path', '/')}"
+        tcp = self.handler.get("tcpSocket")
+        if isinstance(tcp, dict):
+            return f"tcp-socket :{tcp.get('port', '')}"
+        ex = self.handler.get("exec")
+        if isinstance(ex, dict):
+            command = ex.get("command") or []
+            return "exec [" + " ".join(str(a) for a in command) + "]"
+        grpc = self.handler.get("grpc")
+        if isinstance(grpc, dict):
+            return f"grpc :{grpc.get('port', '')}"
+        return "probe"
+
+
+@dataclass(frozen=True)
+class KubeRef:
+    """A ConfigMap or Secret a Kubernetes container needs, and how (a volume, envFrom, a key)."""
+
+    kind: str  # "ConfigMap" or "Secret"
+    name: str
+    key: str = ""  # one key of it (an env var's valueFrom), or "" for all of it
+    via: str = ""  # "env DB_PASSWORD", "envFrom", "volume config"
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class KubeFacts:
+    """What Kubernetes says about one container of a pod, beyond what a process has.
+
+    Only `doctor k8s` fills this in; rules that need the platform's own words (a waiting reason,
+    the kubelet's events, the spec) read it, and rules about processes never need it.
+    """
+
+    pod: str
+    namespace: str = "default"
+    container: str = ""
+    init: bool = False
+    image: str = ""
+    status_path: str = ""  # how evidence names the status: "status.containerStatuses[api]"
+    waiting_reason: str = ""  # state.waiting.reason: CrashLoopBackOff, ErrImagePull, ...
+    waiting_message: str = ""
+    terminated_reason: str = ""  # of the run diagnosed: OOMKilled, Error, Completed, StartError
+    terminated_message: str = ""
+    terminated_path: str = ""  # "status.containerStatuses[api].lastState.terminated"
+    restarts: int = 0
+    pod_phase: str = ""
+    pod_reason: str = ""  # status.reason: Evicted, NodeLost, ...
+    pod_message: str = ""
+    node: str = ""
+    probes: tuple[KubeProbe, ...] = ()
+    limits: tuple[tuple[str, str], ...] = ()  # resources.limits as given: ("memory", "256Mi")
+    requests: tuple[tuple[str, str], ...] = ()
+    refs: tuple[KubeRef, ...] = ()
+    mounts: tuple[tuple[str, str], ...] = ()  # (volume name, mount path)
+    run_as_non_root: bool | None = None  # the container's, else the pod's securityContext
+    run_as_user: int | None = None
+    fs_group: int | None = None
+    image_pull_secrets: tuple[str, ...] = ()
+    node_events: tuple[EventFact, ...] = ()
+    owner: str = ""  # the top of the owner chain: "Deployment/api", "" for a bare pod
+    status_known: bool = True  # False: only its logs or events were given (a partial paste)
+
+    def probe(self, role: str) -> KubeProbe | None:
+        return next((p for p in self.probes if p.role == role), None)
 
 
 @dataclass(frozen=True)
@@ -94,13 +184,31 @@ class Facts:
     ports: tuple[int, ...] = ()  # ports the spec says it listens on
     long_running: bool = True  # a service, not a job: exiting at all is a failure
     live: bool = False  # the instance is still running (why on a not-ready service)
+    spawn_source: str = "exec"  # how evidence names `spawn_error`'s origin
+    kube: KubeFacts | None = None  # a Kubernetes container (`doctor k8s`); None for a process
 
 
 def lines_of(text: str, first: int = 1) -> tuple[LogLine, ...]:
     """Numbered lines of `text` (as a person pasted it), the first numbered `first`, with the
     prefix a log collector put on every line taken off (see `strip_collector_prefix`)."""
-    lines = strip_collector_prefix(list(_split(text)))
+    lines = strip_collector_prefix([strip_colours(line) for line in _split(text)])
     return tuple(LogLine(first + i, line) for i, line in enumerate(lines))
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+# the same codes after a copy from a terminal or a web page lost their ESC: "[31mERROR[0m"
+_BARE_SGR = re.compile(r"\[\d{1,3}(?:;\d{1,3})*m(?!\])|\[m(?![\w\]])")
+_BARE_RESET = re.compile(r"\[0m|\[m(?![\w\]])")
+
+
+def strip_colours(line: str) -> str:
+    """A line without the terminal colour codes a program wrote into it (so a quote reads as
+    the program's words); codes that lost their ESC only when a reset code says they are."""
+    if "\x1b" in line:
+        line = _ANSI.sub("", line)
+    if "m" in line and _BARE_RESET.search(line):
+        line = _BARE_SGR.sub("", line)
+    return line
 
 
 _COLLECTOR_PREFIXES = (
@@ -111,6 +219,8 @@ _COLLECTOR_PREFIXES = (
     ),
     # docker compose: "api-1  | ", "web_1 | "
     re.compile(r"^[\w.-]+\s*\| "),
+    # kubectl logs --prefix (and -l, --all-containers): "[pod/api-5d9f/api] "
+    re.compile(r"^\[pod/[^/\]\s]+/[^\]\s]+\] "),
     # docker logs -t, kubectl logs --timestamps: "2026-11-21T08:00:01.123456789Z "
     re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d) "),
 )

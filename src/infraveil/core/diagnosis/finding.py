@@ -88,8 +88,10 @@ def finding(
     """A finding whose `deterministic` defaults to what its category usually is."""
     if deterministic is None:
         deterministic = category not in TRANSIENT
-    if summary.startswith("the program"):
-        summary = "T" + summary[1:]
+    if summary.startswith(
+        ("the program", "the container", "the init container", "container ", "init container ")
+    ):
+        summary = summary[0].upper() + summary[1:]
     return Finding(
         category,
         summary,

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from infraveil.core.diagnosis.clues import Clues
 from infraveil.core.diagnosis.finding import Finding
 from infraveil.core.diagnosis.rules import (
+    cni_failure,
     command_not_found,
     config_invalid,
     config_missing,
@@ -18,12 +19,17 @@ from infraveil.core.diagnosis.rules import (
     dependency_unreachable,
     disk_full,
     dns_failure,
+    dns_loop,
+    evicted,
     exited_zero,
     heap_exhausted,
+    image_pull,
     kernel_setting,
     killed_by_signal,
+    missing_configmap,
     missing_env,
     missing_module,
+    missing_secret,
     not_executable,
     not_ready,
     oom_killed,
@@ -31,6 +37,7 @@ from infraveil.core.diagnosis.rules import (
     preflight,
     probe_misconfigured,
     read_only_fs,
+    security_context,
     segfault,
     slow_start_killed,
     startup_exception,
@@ -43,6 +50,14 @@ Rule = Callable[[Clues], Finding | None]
 
 RULES: tuple[Rule, ...] = (
     preflight.rule,
+    # Kubernetes: the platform's own reasons (only `doctor k8s` facts carry them)
+    missing_configmap.rule,
+    missing_secret.rule,
+    security_context.rule,
+    image_pull.rule,
+    evicted.rule,
+    cni_failure.rule,
+    dns_loop.rule,
     oom_killed.rule,
     heap_exhausted.rule,
     probe_misconfigured.rule,

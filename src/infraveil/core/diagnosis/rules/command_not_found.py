@@ -15,7 +15,7 @@ from infraveil.core.diagnosis.clues import Clues
 from infraveil.core.diagnosis.finding import Confidence, Evidence, Finding, Specificity, finding
 
 _NOT_FOUND = re.compile(
-    r"exec: \\?\"(?P<c1>[^\"\\]+)\\?\": (?:executable file not found in \$PATH"
+    r"exec: \\?\"(?P<c1>[^\"\\]*)\\?\": (?:executable file not found in \$PATH"
     r"|stat \S+: no such file or directory)"
     r"|^exec (?P<c2>\S+): no such file or directory\s*$"
     r"|(?:^|\| )(?:[^\s:|]+: )(?:line \d+: |\d+: )?(?:exec: )?(?P<c3>[^\s:]+):"
@@ -23,7 +23,7 @@ _NOT_FOUND = re.compile(
     r"|^(?:/usr/bin/)?env: ['‘]?(?P<c4>[^'’:]+)['’]?: No such file or directory\s*$"
     r"|Failed (?:at step EXEC spawning|to execute) (?P<c5>\S+?):? No such file or directory"
     r"|status=203/EXEC"
-    r"|no such file or directory: unknown"
+    r"|no such file or directory: unknown|\bno command specified"
 )
 
 
@@ -32,6 +32,12 @@ def rule(c: Clues) -> Finding | None:
     command = f.command[0] if f.command else ""
     if f.spawn_error.startswith("command not found"):
         return _finding(c, command, [Evidence("exec", f.spawn_error)], Specificity.PLATFORM, -1)
+    if (runtime := _NOT_FOUND.search(f.spawn_error)) is not None:
+        # a container runtime's exec failure: containerd's StartError (exit 128), Docker's
+        # ContainerCannotRun, in the runtime's words
+        name = next((v for v in runtime.groupdict().values() if v), command)
+        evidence = [Evidence(f.spawn_source, f.spawn_error)]
+        return _finding(c, name, evidence, Specificity.PLATFORM, -1)
     found = c.search(_NOT_FOUND)
     if found is not None:
         name = next((v for v in found.match.groupdict().values() if v), command)

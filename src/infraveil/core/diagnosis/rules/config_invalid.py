@@ -33,7 +33,7 @@ from infraveil.core.diagnosis.finding import Confidence, Finding, Specificity, f
 _NOT_MINE = (
     r"(?i:no such file|ENOENT|not found in \"?\[|does not exist|permission denied|cannot find"
     r"|could not open|can't open|is a directory|config\S*(?: file)? path)|host not found"
-    r"|failed \(\d+: |(?i:environment variable)"
+    r"|failed \(\d+: |(?i:environment variable|\benv var)"
 )
 _CONFIG_EXT = r"(?:ya?ml|json|toml|ini|conf|cfg|cnf|properties|xml|hcl)"
 # (pattern, confidence); groups: file, line, reason (each optional)

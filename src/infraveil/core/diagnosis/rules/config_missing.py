@@ -10,7 +10,10 @@ and servers' own words: Redis's `can't open config file`, PostgreSQL's `could no
 server configuration file`, MySQL's `Could not open required defaults file`, viper's `Config File
 "config" Not Found in "[...]"`, Spring's `Config data location '...' does not exist`, and the
 generic `Could not open configuration file` / `config file not found`. The summary names the
-file; a relative path is pointed out, since it depends on the working directory.
+file; a relative path is pointed out, since it depends on the working directory. In
+Kubernetes, the runtime's `error mounting "..." to rootfs at "/etc/app/app.yaml": ... not a
+directory` is a volume mounted over a path of the other type, most often a `subPath` naming a
+key its ConfigMap lacks.
 
 Traps: the program itself missing is command_not_found's (`exec ...: no such file or
 directory`, `spawn x ENOENT`, `can't open file 'app.py'`, `Unable to access jarfile`, a shell's
@@ -25,8 +28,8 @@ from __future__ import annotations
 import re
 
 from infraveil.core.diagnosis.categories import Category
-from infraveil.core.diagnosis.clues import Clues, search_unless, superseded
-from infraveil.core.diagnosis.finding import Confidence, Finding, Specificity, finding
+from infraveil.core.diagnosis.clues import Clues, platform_said, search_unless, superseded
+from infraveil.core.diagnosis.finding import Confidence, Evidence, Finding, Specificity, finding
 
 _NOT_MINE = (
     r"\bexec\b|exec:|spawn |can't open file|Unable to access jarfile|connect: |could not connect"
@@ -80,7 +83,19 @@ _SOFT = re.compile(
 )
 
 
+# A container runtime that could not mount a volume over a path of the other type (a file
+# over a directory or back): a subPath naming a key its ConfigMap or Secret lacks (the kubelet
+# then mounts an empty directory), or a hostPath that is a directory where the image has a file.
+_MOUNT_TYPE = re.compile(
+    r'(?:error )?mounting \\?"(?P<src>[^"\\]+)\\?" to rootfs at \\?"(?P<dst>[^"\\]+)\\?"'
+    r".*?(?:not a directory|Are you trying to mount a directory onto a file)",
+    re.IGNORECASE,
+)
+
+
 def rule(c: Clues) -> Finding | None:
+    if (mount := _mount_mismatch(c)) is not None:
+        return mount
     found = search_unless(c, _MISSING, _IS_NOT_MINE)
     if found is None:
         return None
@@ -144,7 +159,12 @@ def _fix(c: Clues, path: str, where: str) -> str:
         ""
         if path.startswith("/")
         else f" {path} is relative, so it is looked up from the working directory: set the"
-        " service's `cwd` in infraveil.toml or use an absolute path."
+        + (
+            " container's `workingDir` in the pod spec"
+            if c.facts.kube is not None
+            else " service's `cwd` in infraveil.toml"
+        )
+        + " or use an absolute path."
     )
     return (
         f"Create {path}, or mount it where the program expects it (a volume, bind mount,"
@@ -172,3 +192,27 @@ def _confirm(path: str, late: bool) -> str:
             " check what ended the instance"
         )
     return ""
+
+
+def _mount_mismatch(c: Clues) -> Finding | None:
+    f = c.facts
+    m = _MOUNT_TYPE.search(f.spawn_error)
+    if m is not None:
+        evidence = Evidence(f.spawn_source, f.spawn_error)
+    elif (said := platform_said(c, _MOUNT_TYPE)) is not None:
+        m, evidence = said.match, said.evidence
+    else:
+        return None
+    target = m["dst"]
+    return finding(
+        Category.CONFIG_MISSING,
+        f"The runtime could not start {c.who}: it could not mount a volume at {target}, which"
+        " is a file on one side and a directory on the other.",
+        [evidence],
+        f"Check the volumeMount at {target}: with a `subPath`, its ConfigMap or Secret must have"
+        " that key (`kubectl get configmap NAME -o yaml`; a missing key is mounted as an empty"
+        " directory) and the mountPath must be the file's own path; a hostPath must exist on"
+        f" the node as the same type (file or directory) as {target} in the image. Then"
+        f" {c.restart_hint()}.",
+        specificity=Specificity.PLATFORM,
+    )

@@ -10,8 +10,9 @@ data directory D is unusable`, `Can't create/write to file '...' (OS errno 13 ..
 directory`, `Another mongod instance is already running`; Redis's RDB/AOF `Permission denied` and
 damaged-file messages; Elasticsearch's `failed to obtain node locks`; Grafana's `GF_PATHS_DATA=...
 is not writable`; Prometheus's `lock DB directory`; SQLite's `attempt to write a readonly
-database`. Otherwise, `Permission denied` (EACCES, errno 13, Java's `AccessDeniedException`) on
-a path under a data or state directory (`.../data`, `/var/lib/...`, `/srv/...`).
+database` and `unable to open database file: permission denied`. Otherwise, `Permission denied`
+(EACCES, errno 13, Java's `AccessDeniedException`) on a path under a data or state directory
+(`.../data`, `/var/lib/...`, `/srv/...`).
 
 Traps: `Permission denied` executing a program is not_executable's (lines about exec, spawn or
 an interpreter are skipped), and on any other path (a config under /etc, a pid file under /run)
@@ -57,6 +58,7 @@ _KINDS = (
         "ownership",
     ),
     _k(r"chmod: changing permissions of '(?P<dir>[^']+)': Operation not permitted", "ownership"),
+    _k(r"chown: changing ownership of '(?P<dir>[^']+?)/?': Operation not permitted", "ownership"),
     _k(r"database files are incompatible with server", "incompatible"),
     _k(r'"(?P<dir>[^"]+)" is not a valid data directory', "missing"),
     _k(r'could not access directory "(?P<dir>[^"]+)": No such file', "missing"),
@@ -96,6 +98,7 @@ _KINDS = (
     _k(r"lock DB directory: resource temporarily unavailable", "in_use"),
     _k(r"opening storage failed: .*?(?P<path>/[^\s:\"]+): permission denied", "denied"),
     _k(r"attempt to write a readonly database", "denied", _MEDIUM),
+    _k(r"unable to open database file:? (?:\(?\w+\)? ?)?[Pp]ermission denied", "denied", _MEDIUM),
 )
 # one pass over the log for all of them (group names may repeat, so they are dropped here)
 _SPECIFIC = re.compile("|".join(re.sub(r"\?P<\w+>", "", k.pattern.pattern) for k in _KINDS))

@@ -8,7 +8,10 @@ two-line `could not connect to server` + `Is the server running on host ...`, re
 MySQL server on 'H' (111)` and JDBC's `Communications link failure`, Kafka's `could not be
 established. Broker may not be available`; timeouts (`Connection timed out`, `ETIMEDOUT`, Go's
 `i/o timeout`, libpq's `timeout expired`), `No route to host` and a local server's missing Unix
-socket. The summary names the HOST:PORT when the line (or libpq's detail lines) gives it.
+socket. The summary names the HOST:PORT when the line (or libpq's detail lines) gives it. An
+entrypoint's own wait loop counts too: it announces what it waits for (`Trying to connect to
+PostgreSQL server db...`, `waiting 15 seconds for db:5432`), then gives up in its own words
+(`timeout reached before the port went into state "inuse"`, `timeout occurred`, `gave up`).
 
 Traps: this service is a victim, so the finding is never deterministic. A DNS failure worded by
 Go as `lookup db on 127.0.0.11:53: ... connection refused` is the resolver refusing: dns_failure.
@@ -85,10 +88,26 @@ _KIND_WORDS = {
 }
 
 
+# A wait for a dependency that gave up: an entrypoint announces what it waits for ("Trying to
+# connect to PostgreSQL server db...", "waiting for redis:6379"), then its own words for a
+# timeout ("timeout reached before the port went into state ...", "gave up waiting").
+_WAITING = re.compile(
+    r"(?i)\b(?:trying to (?:connect|reach)|attempting to connect|connecting|waiting"
+    r"(?: \d+ \w+)?)(?: for| to| on| until)+\s+(?P<what>\S.*)"
+)
+_GAVE_UP = re.compile(
+    r"(?i)\btimed out\b|\btimeout (?:reached|occurred|waiting|exceeded|expired|after|while)\b"
+    r"|\bgave up\b|\bgiving up\b|\bretries exhausted\b|\b(?:max(?:imum)?|all) (?:number of )?"
+    r"(?:retries|attempts)\b|\bnot (?:available|reachable|ready) after\b"
+)
+_WAIT_WINDOW = 60
+"""How many lines after the announcement its give-up may come (retries print in between)."""
+
+
 def rule(c: Clues) -> Finding | None:
     found = search_unless(c, _UNREACHABLE, _IS_DNS)
     if found is None:
-        return None
+        return _gave_up_waiting(c)
     kind = next(k for k in _KIND_WORDS if found[k])
     log = c.facts.log
     window = log[found.at : found.at + 4]
@@ -131,6 +150,54 @@ def rule(c: Clues) -> Finding | None:
         confirm=_confirm(kind, host, port, late, per_request),
         at=found.at,
     )
+
+
+def _gave_up_waiting(c: Clues) -> Finding | None:
+    """A dependency announced, then waited for in vain (the client's own timeout words)."""
+    gave_up = search_unless(c, _GAVE_UP, _IS_DNS)
+    if gave_up is None:
+        return None
+    log = c.facts.log
+    announced = None
+    for i in range(gave_up.at, max(-1, gave_up.at - _WAIT_WINDOW), -1):
+        if (m := _WAITING.search(log[i].text)) is not None and not _IS_DNS.search(log[i].text):
+            announced = (log[i], m["what"])
+            break
+    if announced is None:
+        return None
+    line, what = announced
+    host, port = _announced_target(what)
+    target = f"{host}:{port}" if host and port else host or "a dependency"
+    evidence = [c.quote(gave_up.line)]
+    if line is not gave_up.line:
+        evidence.append(c.quote(line))
+    late = superseded(c, gave_up)
+    return finding(
+        Category.DEPENDENCY_UNREACHABLE,
+        f"{c.who} waited for {target} and gave up: it did not answer in time.",
+        evidence,
+        _fix(c, "timeout", host, port, []),
+        specificity=Specificity.KEYWORD if late else Specificity.MESSAGE,
+        confidence=Confidence.LOW if late else Confidence.MEDIUM,
+        deterministic=False,
+        confirm=_confirm("timeout", host, port, late, False),
+        at=gave_up.at,
+    )
+
+
+_HOST_PORT = re.compile(r"\b([a-z0-9][\w.-]*[a-z0-9]):(\d{2,5})\b", re.I)
+_HOSTISH = re.compile(r"^[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*$")
+
+
+def _announced_target(what: str) -> tuple[str, str]:
+    """The host (and port) in what an entrypoint said it waits for, if it names one: a
+    HOST:PORT, else a word that looks like a host name (with a dot or a dash, as Services'
+    names have), else nothing (`waiting for the database` names no host)."""
+    if m := _HOST_PORT.search(what):
+        return m[1], m[2]
+    words = [w.strip(".,;:'\"()[]`") for w in what.split()]
+    hosts = [w for w in words if _HOSTISH.match(w) and ("-" in w or "." in w)]
+    return (hosts[-1] if hosts else ""), ""
 
 
 def _target(texts: list[str]) -> tuple[str, str]:

@@ -7,8 +7,9 @@ hostname`, musl's `Name does not resolve`, macOS's `nodename nor servname provid
 `server misbehaving`, an i/o timeout or a refused query to the DNS server); libpq's `could not
 translate host name "db" to address`; Java's `UnknownHostException: db`; MySQL's `Unknown MySQL
 server host 'db'`; curl's `Could not resolve host`; urllib3's `Failed to resolve 'db'`; .NET's
-`No such host is known`; nginx's `host not found in upstream "app:8000"`. The summary names the
-host when the line gives it.
+`No such host is known`; nginx's `host not found in upstream "app:8000"`; busybox's
+`nslookup: can't resolve 'db'` and `bad address 'db'` (an init container's wait loop). The
+summary names the host when the line gives it.
 
 Traps: a DNS failure is transient from this service's side (the name may appear once the other
 container starts), so it is not deterministic; NXDOMAIN-style answers are high confidence, a
@@ -35,7 +36,8 @@ _RESOLVE = re.compile(
     r"|nodename nor servname provided|No address associated with hostname"
     r"|could not translate host name|UnknownHostException|Unknown MySQL server host"
     r"|Could not resolve host|Failed to resolve '|host not found in upstream"
-    r"|getaddrinfo failed|\bUnknown host\b(?! key)|Could not resolve hostname)"
+    r"|getaddrinfo failed|\bUnknown host\b(?! key)|Could not resolve hostname"
+    r"|nslookup: can't resolve '|\b(?:ping|wget|nc): bad address ')"
     rf"|(?P<temporary>{_TEMPORARY})"
 )
 _HOSTS = tuple(
@@ -48,6 +50,7 @@ _HOSTS = tuple(
         r"Unknown MySQL server host '([^']+)'",
         r"Could not resolve host(?:name)?:? '?([^\s:';]+)",
         r"Failed to resolve '([^']+)'",
+        r"(?:can't resolve|bad address) '([^':]+)",
         r'host not found in upstream "([^":]+)',
         r"connecting to ([\w.-]+):\d+\.",
         r"host='([^']+)'",

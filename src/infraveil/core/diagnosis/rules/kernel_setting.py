@@ -114,12 +114,26 @@ def _sysctl(c: Clues, found: Match, name: str, value: str, summary: str) -> Find
     evidence = [c.quote(found.line)]
     if (boot := c.search(_BOOTSTRAP, decisive_first=False)) is not None and boot.at != found.at:
         evidence.append(c.quote(boot.line))
-    conf = f"/etc/sysctl.d/99-{c.facts.service or 'infraveil'}.conf"
-    fix = (
-        f"On the host (containers share its kernel): `sudo sysctl -w '{name}={value}'`, and to keep"
-        f" it across reboots `echo '{name} = {value}' | sudo tee {conf}` then `sudo sysctl"
-        f" --system`; check with `sysctl {name}`. Then {c.restart_hint()}."
+    kube = c.facts.kube
+    owner = c.facts.service or (kube.container if kube is not None else "") or "infraveil"
+    conf = f"/etc/sysctl.d/99-{owner}.conf"
+    where = (
+        "On every node that may run it (containers share the node's kernel)"
+        if kube is not None
+        else "On the host (containers share its kernel)"
     )
+    fix = (
+        f"{where}: `sudo sysctl -w '{name}={value}'`, and to keep"
+        f" it across reboots `echo '{name} = {value}' | sudo tee {conf}` then `sudo sysctl"
+        f" --system`; check with `sysctl {name}`."
+    )
+    if kube is not None:
+        fix += (
+            " Or set it from the pod: a privileged init container running `sysctl -w"
+            f" {name}={value}` (charts often have one, e.g. Elasticsearch's"
+            " `sysctlInitContainer`)."
+        )
+    fix += f" Then {c.restart_hint()}."
     return finding(
         Category.KERNEL_SETTING,
         summary,

@@ -34,6 +34,8 @@ _SAYS = re.compile(
     rf"|(?:must|should) (?:set|specify|provide) (?:the )?{_name(7, any_case=False)}\b"
     r"|Missing [`'](?P<name8>secret_key_base)[`'] for '\w+' environment"
     r"|The (?P<name9>SECRET_KEY) setting must not be empty"
+    rf"|\b{_name(10, any_case=False)} is a required (?:environment )?variable"
+    rf"|(?:Invalid|Bad|Malformed) value for env(?:ironment)? var(?:iable)?(?: named)? {_name(11)}"
 )
 # KeyError: 'DATABASE_URL' (Python), a KeyError on an environment-style name
 _KEY_ERROR = re.compile(r"^(?:\w+\.)*KeyError: ['\"](?P<name>[A-Z][A-Z0-9_]{2,})['\"]\s*$")

@@ -17,9 +17,14 @@ _SHELL = re.compile(
     r"^(?:[^\s:]+: )(?:line \d+: |\d+: )?(?P<path>[^\s:]+): Permission denied\s*$"
     r"|(?<![^\s:])(?P<script>[^\s:]++): (?P<interp>[^:]{1,200}+): bad interpreter"
     r"|^exec (?P<path2>\S+): permission denied\s*$"
-    r"|exec: \"(?P<path3>[^\"]+)\": permission denied"
+    r"|exec: \\?\"(?P<path3>[^\"\\]+)\\?\": permission denied"
     r"|Failed at step EXEC spawning (?P<path4>\S+): Permission denied"
     r"|cannot execute: (?:Permission denied|required file not found)"
+    # runc: the file is there (it was found at create), but the kernel cannot run it: its
+    # `#!` interpreter or its ELF loader is missing (a CRLF `#!/bin/sh\r`, a glibc binary on
+    # musl), or it is not executable
+    r"|exec user process caused:? \\?\"?(?P<interp2>no such file or directory"
+    r"|permission denied)"
 )
 
 
@@ -28,6 +33,11 @@ def rule(c: Clues) -> Finding | None:
     command = f.command[0] if f.command else "its command"
     if f.spawn_error.startswith("permission denied executing"):
         return _finding(c, command, "", [Evidence("exec", f.spawn_error)], Specificity.PLATFORM)
+    if (runtime := _SHELL.search(f.spawn_error)) is not None:
+        # a container runtime's exec failure (StartError, ContainerCannotRun), in its words
+        path = runtime["path"] or runtime["path2"] or runtime["path3"] or runtime["script"]
+        evidence = [Evidence(f.spawn_source, f.spawn_error)]
+        return _finding(c, path or command, _interp(runtime), evidence, Specificity.PLATFORM)
     found = c.search(_SHELL)
     if found is not None:
         path = (
@@ -39,7 +49,7 @@ def rule(c: Clues) -> Finding | None:
             or command
         )
         return _finding(
-            c, path, found["interp"], [c.quote(found.line)], Specificity.MESSAGE, found.at
+            c, path, _interp(found.match), [c.quote(found.line)], Specificity.MESSAGE, found.at
         )
     if c.exit_code == 126 and c.signal is None:
         status = c.exit_evidence()
@@ -56,6 +66,16 @@ def rule(c: Clues) -> Finding | None:
     return None
 
 
+_LOADER = "\0loader"
+"""The interpreter when runc says only `no such file or directory` for a file it found."""
+
+
+def _interp(m: re.Match[str]) -> str:
+    if (m["interp2"] or "").startswith("no such"):
+        return _LOADER
+    return m["interp"] or ""
+
+
 def _finding(
     c: Clues,
     path: str,
@@ -64,7 +84,19 @@ def _finding(
     specificity: Specificity,
     at: int = -1,
 ) -> Finding:
-    if interpreter:
+    if interpreter == _LOADER:
+        file = path if path != "its command" else "ENTRYPOINT"
+        summary = (
+            f"{c.who} could not start {path}: the `#!` interpreter it names, or the dynamic"
+            " loader it was built for, is not in the image."
+        )
+        fix = (
+            f"Check its first line (`head -1 {file} | od -c`: a `\\r` at its end means Windows"
+            " line endings, convert it with dos2unix) and that the interpreter exists in the"
+            " image (`#!/bin/bash` on Alpine has no bash); a binary built against glibc needs a"
+            " glibc base image, or build it static (Go: CGO_ENABLED=0)"
+        )
+    elif interpreter:
         if "^M" in interpreter or "\r" in interpreter:
             what = "its `#!` line ends in a carriage return (Windows line endings)"
             fix = f"Convert it to Unix line endings (`sed -i 's/\\r$//' {path}` or dos2unix)"

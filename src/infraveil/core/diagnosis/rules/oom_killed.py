@@ -31,10 +31,14 @@ def rule(c: Clues) -> Finding | None:
         evidence: list[Evidence] = []
         if f.kill is not None and f.kill.reason == "memory":
             evidence.append(Evidence("agent (memory watchdog)", f.kill.detail))
-        else:
+        elif f.kube is None or not f.kube.terminated_reason:
             evidence.append(Evidence("kernel", "OOM kill of this instance" + _paren(memory)))
+        # (Kubernetes: the exit status below is quoted with its `OOMKilled` reason)
         if (status := c.exit_evidence()) is not None:
             evidence.append(status)
+        elif f.kube is not None and f.kube.terminated_reason:  # (no exit code shown)
+            path = f"{f.kube.terminated_path}.reason"
+            evidence.append(Evidence(path, f.kube.terminated_reason))
         if c.decisive is not None:
             evidence.extend(c.quote_decisive()[:1])
         return finding(

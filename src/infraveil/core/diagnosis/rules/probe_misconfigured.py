@@ -11,6 +11,7 @@ import re
 
 from infraveil.core.diagnosis.categories import Category
 from infraveil.core.diagnosis.clues import Clues, failed_probes, listening_port
+from infraveil.core.diagnosis.facts import ProbeFact
 from infraveil.core.diagnosis.finding import Finding, Specificity, finding
 
 _STATUS = re.compile(r"\b(?:HTTP |statuscode: |status code )(?P<code>40[01345])\b")
@@ -24,8 +25,13 @@ _MEANING = {
 }
 
 
+def _restarts_first(found: tuple[ProbeFact, object]) -> int:
+    return {"liveness": 0, "startup": 1}.get(found[0].role, 2)
+
+
 def rule(c: Clues) -> Finding | None:
-    failed = failed_probes(c, "startup", "liveness", "readiness")
+    # the probe that restarts the container first: its failure is the one that matters most
+    failed = sorted(failed_probes(c, "startup", "liveness", "readiness"), key=_restarts_first)
     for probe, evidence in failed:
         if (m := _STATUS.search(probe.detail)) is not None:
             code = m["code"]

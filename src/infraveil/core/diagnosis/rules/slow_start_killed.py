@@ -17,7 +17,10 @@ def rule(c: Clues) -> Finding | None:
     f = c.facts
     evidence: list[Evidence] = []
     if f.kill is not None and f.kill.reason in ("deadline", "liveness") and not f.became_ready:
-        evidence.append(Evidence("agent", f.kill.detail))
+        if f.kill.source != "agent":
+            # the platform's kill (kubelet's event) says only that; its probe failure says why
+            evidence.extend(e for _, e in failed_probes(c, "liveness", "startup")[-1:])
+        evidence.append(Evidence(f.kill.source, f.kill.detail))
     else:
         kills = [e for e in f.events if "liveness probe" in e.message and "restart" in e.message]
         startup = failed_probes(c, "liveness", "startup")

@@ -11,6 +11,13 @@ def finding_for(c: Clues) -> Finding:
     """What the engine says when no rule found anything: what it saw and what it lacked."""
     f = c.facts
     evidence: list[Evidence] = []
+    kube = f.kube
+    if kube is not None and kube.waiting_reason and kube.waiting_reason != "CrashLoopBackOff":
+        # what Kubernetes says it waits on, though no rule can say why from it alone
+        path = f"{kube.status_path}.state.waiting"
+        evidence.append(Evidence(f"{path}.reason", kube.waiting_reason))
+        if kube.waiting_message:
+            evidence.append(Evidence(f"{path}.message", kube.waiting_message))
     if (status := c.exit_evidence()) is not None:
         evidence.append(status)
     missing: list[str] = []
@@ -20,6 +27,9 @@ def finding_for(c: Clues) -> Finding:
         missing.append("no output at all" if f.log_source else "no log")
     elif c.decisive is None:
         missing.append(f"no error line in the last {len(f.log)} lines of output")
+        last = next((line for line in reversed(f.log) if line.text.strip()), None)
+        if last is not None:
+            evidence.append(c.quote(last))  # the last thing it said, for a person to judge
     else:
         evidence.extend(c.quote_decisive())
     if c.exit_code is None and c.signal is None and not f.live:

@@ -8,7 +8,7 @@ is what tells.
 from __future__ import annotations
 
 from infraveil.core.diagnosis.categories import Category
-from infraveil.core.diagnosis.clues import Clues
+from infraveil.core.diagnosis.clues import Clues, failed_probes
 from infraveil.core.diagnosis.finding import Confidence, Evidence, Finding, Specificity, finding
 from infraveil.core.units import format_duration
 
@@ -17,7 +17,9 @@ def rule(c: Clues) -> Finding | None:
     f = c.facts
     if f.kill is None or f.kill.reason != "liveness" or not f.became_ready:
         return None
-    evidence = [Evidence("agent", f.kill.detail)]
+    evidence = [Evidence(f.kill.source, f.kill.detail)]
+    if f.kill.source != "agent":  # the platform's kill says only that; its probe failure says why
+        evidence[:0] = [e for _, e in failed_probes(c, "liveness")[-1:]]
     if f.log:
         evidence.append(c.quote(f.log[-1]))
     ran = f" after {format_duration(f.run_seconds)}" if f.run_seconds is not None else ""

@@ -17,7 +17,7 @@ _FORMAT = re.compile(
 def rule(c: Clues) -> Finding | None:
     f = c.facts
     if "exec format error" in f.spawn_error:
-        evidence = [Evidence("exec", f.spawn_error)]
+        evidence = [Evidence(f.spawn_source, f.spawn_error)]
         at, specificity = -1, Specificity.PLATFORM
     else:
         found = c.search(_FORMAT)

@@ -1,0 +1,1 @@
+"""The Kubernetes corpus: real pod failures from public bug reports, and how to score the doctor."""
