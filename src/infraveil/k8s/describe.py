@@ -118,9 +118,11 @@ _ALL_KEYS = TOP_KEYS | CONTAINER_KEYS | STATE_KEYS
 
 _COMMAND = re.compile(
     # A command starts the line, after a prompt if any ("(base) me@host:~$ ", "[root@m ~]# ",
-    # "% ", "🐳 → "): a log line that mentions `kubectl describe` in passing is no command.
-    r"^(?:\([^)]*\)\s*)?(?:\[[^\]]*\]|[^\s$#%>`]*)\s*(?:[$#%>\u2192]+\s*)?`?\s*(?:sudo\s+)?"
-    r"(?:kubectl|kubecetl|kubeclt|oc|k|microk8s kubectl|k3s kubectl)"
+    # "% ", "🐳 → ", oh-my-zsh's "➜  ~ ", starship's "❯ "): a log line that mentions `kubectl
+    # describe` in passing is no command. Common aliases count (`k`, `kc`, `kubecolor`).
+    r"^(?:\([^)]*\)\s*)?(?:[\u279c\u276f]\s+\S+\s+(?:git:\(\S+\)\s+)?(?:\u2717\s+)?)?"
+    r"(?:\[[^\]]*\]|[^\s$#%>`]*)\s*(?:[$#%>\u2192\u276f]+\s*)?`?\s*(?:sudo\s+)?"
+    r"(?:kubectl|kubecetl|kubeclt|oc|k|kc|kctl|kubecolor|microk8s kubectl|k3s kubectl)"
     r"\s+(?:-\S+\s+\S+\s+)*(describe|logs|get|apply|create|delete|edit|exec|top|version)\b"
 )
 
@@ -534,25 +536,40 @@ def _state(node: _Node) -> dict[str, Any] | None:
     if not kind:
         return None
     inner: dict[str, Any] = {}
+    pasted: dict[str, str] = {}  # the field lines as pasted, so evidence quotes them verbatim
     for c in node.children:
         k, v = c.lkey, c.full_value()
         if k == "reason":
             inner["reason"] = v
+            pasted["reason"] = c.line.text.strip()
         elif k == "message":
             inner["message"] = v
         elif k == "exit code":
             code = _int(v)
             if code is not None:
                 inner["exitCode"] = code
+                pasted["exitCode"] = c.line.text.strip()
         elif k == "signal":
             sig = _int(v)
             if sig is not None:
                 inner["signal"] = sig
+                pasted["signal"] = c.line.text.strip()
         elif k == "started":
             inner["startedAt"] = to_rfc3339(v)
         elif k == "finished":
             inner["finishedAt"] = to_rfc3339(v)
-    return {kind: inner}
+    out: dict[str, Any] = {kind: inner}
+    if pasted and kind == "terminated":
+        out["x-describe"] = pasted  # taken out by the caller (not a v1 field)
+    return out
+
+
+def _keep_pasted(stat: dict[str, Any], key: str, state: dict[str, Any]) -> None:
+    """A state's field lines as pasted go beside the v1 status, under `x-describe` (as an
+    event's do): the doctor quotes them verbatim (`Exit Code:    139`)."""
+    pasted = state.pop("x-describe", None)
+    if pasted:
+        stat.setdefault("x-describe", {})[key] = pasted
 
 
 class _Reader:
@@ -755,10 +772,12 @@ class _Reader:
                 if st is None:
                     self.problem(c.line, f"could not read the container state {v!r}")
                 else:
+                    _keep_pasted(stat, "state", st)
                     stat["state"] = st
             elif k in ("last state", "last termination state"):
                 st = _state(c)
                 if st is not None:
+                    _keep_pasted(stat, "lastState", st)
                     stat["lastState"] = st
                 elif not _none(v):
                     self.problem(c.line, f"could not read the last state {v!r}")
@@ -1375,7 +1394,7 @@ def _log_segments(lines: list[_Line]) -> tuple[list[_LogSegment], int]:
             in_table = True
         elif not stripped:
             in_table = False
-        if in_table or current is None or _EVENT_ROW.match(stripped):
+        if in_table or current is None or _EVENT_ROW.match(stripped) or _GET_ROW.match(stripped):
             if stripped:
                 dropped += 1  # another command's output, or another pod's events
             continue
@@ -1754,6 +1773,9 @@ def _failing_get_row(lines: list[_Line], named: list[str]) -> dict[str, str] | N
         if _GET_TABLE.match(text):
             columns = [c.lower() for c in re.split(r"\s{2,}|\t+", text)]
             continue
+        if not columns and (m := _GET_ROW.match(text)) is not None:
+            rows.append({k: v for k, v in m.groupdict().items() if v})  # a row without header
+            continue
         if not columns or not text:
             columns = [] if not text else columns
             continue
@@ -1767,6 +1789,15 @@ def _failing_get_row(lines: list[_Line], named: list[str]) -> dict[str, str] | N
         return mine[-1]
     bad = [r for r in rows if r.get("status") not in ("Running", "Completed", "Succeeded", None)]
     return bad[0] if len(bad) == 1 else None
+
+
+_GET_ROW = re.compile(
+    r"^(?:(?P<namespace>[a-z0-9][a-z0-9-]*)\s+)?(?P<name>[a-z0-9][a-z0-9.-]*)\s+(?P<ready>\d+/\d+)"
+    r"\s+(?P<status>[A-Za-z][\w:-]*(?:\d+/\d+)?)\s+(?P<restarts>\d+(?: \([^)]*\))?)"
+    rf"\s+(?P<age>{_AGE})(?:\s|$)"
+)
+"""A `kubectl get pods` row pasted without its header: NAME READY STATUS RESTARTS AGE (and
+`-o wide`'s columns after, `-A`'s NAMESPACE before)."""
 
 
 def _status_from_row(pod: dict[str, Any], row: dict[str, str], name: str) -> None:

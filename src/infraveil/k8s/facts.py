@@ -67,6 +67,7 @@ _NAMES_CONTAINER = re.compile(r"\b[Cc]ontainer \"?(?P<name>[a-z0-9][a-z0-9.-]*)\
 _NOT_NAMES = frozenset(
     {"image", "runtime", "process", "init", "has", "is", "with", "for", "id", "create", "start"}
     | {"creation", "exited", "died", "failed", "name", "status", "in", "which", "that", "was"}
+    | {"created", "started", "killed", "killing", "stopped", "restarted", "ready", "running"}
 )
 """Words after "container" in an event that are not a container's name ("Container image")."""
 _EVENT_NAMES = re.compile(r"\b[Cc]ontainer \"?(?P<name>[a-z0-9][a-z0-9.-]*)\"?(?=[ ,:]|$)")
@@ -202,9 +203,31 @@ def _from_logs_and_events(
     why it failed (`Evicted`, with its message) but lists no container is one unnamed container
     too, so the pod-level cause is diagnosed rather than "nothing to diagnose"."""
     names = list(dict.fromkeys([*evidence.previous_logs, *evidence.current_logs]))
+    paths = list(
+        dict.fromkeys(m["name"] for path, _, _ in events if (m := _CONTAINER_PATH.match(path)))
+    )
+    if not names and len(paths) > 1:
+        # events naming several containers by field path: one container each, with its own
+        # events; those with a warning are the ones failing (all, if none has one)
+        many = [
+            _view(
+                evidence,
+                {"name": name},
+                {},
+                False,
+                "containerStatuses",
+                tuple((ev, t) for path, ev, t in events if _about(path, ev, name, set(paths))),
+                node_events,
+                now,
+            )
+            for name in paths
+        ]
+        warned = [v for v in many if any(ev.warning for ev, _ in v.timed)]
+        for v in warned or many:
+            v.failing = True
+        return many
     if not names:  # the container the events name (`spec.containers{mongo}`, `Container
         # mongo failed liveness probe`), if they name only one
-        paths = {m["name"] for path, _, _ in events if (m := _CONTAINER_PATH.match(path))}
         said = {
             m["name"]
             for _, ev, _ in events
@@ -386,6 +409,7 @@ def _view(
             terminated_reason=reason,
             terminated_message=message,
             terminated_path=term_path,
+            terminated_pasted=_pasted(status, "state" if logs_key == "cur" else "lastState"),
             restarts=restarts,
             pod_phase=str(pod_status.get("phase") or ""),
             pod_reason=pod_reason,
@@ -692,6 +716,13 @@ def _about(path: str, event: EventFact, name: str, names: set[str]) -> bool:
         return m is None or m["name"] == name
     m = _NAMES_CONTAINER.search(event.message)
     return m is None or m["name"] == name or m["name"] not in names
+
+
+def _pasted(status: dict[str, Any], key: str) -> tuple[str, ...]:
+    """A termination's field lines as pasted in describe text (the parser keeps them beside
+    the status, under `x-describe`)."""
+    lines = _dict(_dict(status.get("x-describe")).get(key))
+    return tuple(str(lines[k]) for k in ("reason", "exitCode", "signal") if lines.get(k))
 
 
 def _statuses(status: dict[str, Any], key: str) -> list[dict[str, Any]]:

@@ -26,6 +26,8 @@ class Match:
         return self.match[group] or ""
 
 
+_CASCADE_MAX = 50
+
 MAX_LINES = 400
 """The engine reads the last lines of a tail only: what ended an instance is at its end, and
 every rule scanning thousands of lines would make an exit (or `doctor`) slow."""
@@ -76,6 +78,22 @@ class Clues:
             if m := pattern.search(log[i].text):
                 return Match(log[i], i, m)
         return None
+
+    def cascade(self, found: Match, pattern: re.Pattern[str], same: str = "") -> list[Match]:
+        """The run of lines just before `found` (and `found`) that report the same error: a
+        script whose first write failed fails again on every line after it, and the first is
+        where it began. `same`, when given, must be on each line too (the path, say)."""
+        log = self.facts.log
+        run = [found]
+        i = found.at - 1
+        while i >= 0 and found.at - i <= _CASCADE_MAX:
+            text = log[i].text
+            m = pattern.search(text)
+            if m is None or (same and same not in text):
+                break
+            run.insert(0, Match(log[i], i, m))
+            i -= 1
+        return run
 
     def on_decisive(self, found: Match) -> bool:
         return any(found.line is line for line, _ in self.decisive_lines())
@@ -133,6 +151,9 @@ class Clues:
         if f.run_seconds is not None:
             text += f" after {format_duration(f.run_seconds)}"
         kube = f.kube
+        if kube is not None and kube.terminated_pasted:
+            # pasted describe text: its own field lines, verbatim, then what they add up to
+            return Evidence(kube.terminated_path, f"{'; '.join(kube.terminated_pasted)} ({text})")
         if kube is not None and kube.terminated_reason:
             # as kubectl shows it: the runtime's reason (OOMKilled, Completed, Error) first
             return Evidence(kube.terminated_path, f"{kube.terminated_reason}: {text}")
@@ -210,6 +231,83 @@ def failed_probes(c: Clues, *roles: str) -> list[tuple[ProbeFact, Evidence]]:
                 fact = ProbeFact(m["role"].lower(), "", "", False, detail, "refused" in detail)
                 found.append((fact, c.quote(line)))
     return found
+
+
+@dataclass(frozen=True)
+class ProbeRequest:
+    """A kubelet probe request as the program's own access log recorded it (its user agent is
+    `kube-probe/1.x`): the path asked for and the status the program answered."""
+
+    path: str
+    status: int
+    role: str  # liveness, readiness or startup when the spec's path or the path says so, or ""
+    found: Match
+    count: int  # how many requests to the same path got the same answer
+
+
+_KUBE_PROBE = re.compile(r"kube-probe/")
+_REQUEST_PATH = re.compile(
+    r"\"(?:GET|HEAD|POST) (?P<p1>/\S*) HTTP/[\d.]+\""
+    r"|\bpath[:=]\"?(?P<p2>/[^\s\",\]]*)"
+    r"|\"(?:path|uri|url|request_uri|requestURI)\"\s*:\s*\"(?P<p3>/[^\"]*)\""
+)
+_REQUEST_STATUS = re.compile(
+    r"\"(?:GET|HEAD|POST) /\S* HTTP/[\d.]+\" (?P<s1>[1-5]\d\d)\b"
+    r"|\b(?:status|status_code|statusCode|code)[:=]\"?(?P<s2>[1-5]\d\d)\b"
+    r"|\"(?:status|status_code|statusCode|code)\"\s*:\s*\"?(?P<s3>[1-5]\d\d)\b"
+)
+
+
+def probe_requests(c: Clues) -> list[ProbeRequest]:
+    """The kubelet's probe requests the program answered with an error (4xx/5xx), from its own
+    access log: the probe's result seen from the other side. The first request of each (path,
+    status) is the one quoted: the rest repeat it."""
+    seen: dict[tuple[str, int], ProbeRequest] = {}
+    for i, line in enumerate(c.facts.log):
+        text = line.text
+        if not _KUBE_PROBE.search(text):
+            continue
+        path_m = _REQUEST_PATH.search(text)
+        status_m = _REQUEST_STATUS.search(text)
+        if path_m is None or status_m is None:
+            continue
+        status = int(next(v for v in status_m.groups() if v))
+        if status < 400:
+            continue
+        path = next(v for v in path_m.groups() if v)
+        key = (path, status)
+        if key in seen:
+            seen[key] = replace(seen[key], count=seen[key].count + 1)
+        else:
+            seen[key] = ProbeRequest(path, status, _role_of(c, path), Match(line, i, status_m), 1)
+    return list(seen.values())
+
+
+def _role_of(c: Clues, path: str) -> str:
+    kube = c.facts.kube
+    bare = path.split("?", 1)[0]
+    if kube is not None:
+        for probe in kube.probes:
+            http = probe.handler.get("httpGet")
+            if isinstance(http, dict) and str(http.get("path") or "/") == bare:
+                return probe.role
+    lowered = bare.lower()
+    if "ready" in lowered or "readiness" in lowered:
+        return "readiness"
+    if "live" in lowered or "startup" in lowered:
+        return "startup" if "startup" in lowered else "liveness"
+    return ""
+
+
+def non_root_uid(c: Clues) -> int | str | None:
+    """The non-root uid a container's securityContext runs it as ("non-root" when only
+    `runAsNonRoot` says so), None when it may run as root or nothing says."""
+    kube = c.facts.kube
+    if kube is None:
+        return None
+    if kube.run_as_user is not None:
+        return kube.run_as_user if kube.run_as_user != 0 else None
+    return "non-root" if kube.run_as_non_root else None
 
 
 def listening_port(c: Clues) -> tuple[int, Match] | None:

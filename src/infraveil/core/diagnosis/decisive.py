@@ -12,7 +12,10 @@ between runtimes when more than one has something to say:
 3. A shell's report of how a child died (`Segmentation fault (core dumped)`, `Aborted`,
    `Killed`) says how, never why; it wins only when no runtime failure is in the tail.
 4. With no runtime failure at all, the last ERROR/FATAL/CRITICAL/PANIC/`Error:` line (or a
-   structured `level=error`); with none of those either, there is nothing to say (`None`).
+   structured `level=error`, `"level":"fatal"`, klog's `E0513`/`F0513`, MongoDB's `"s":"F"`);
+   a structured fatal severity (klog's `F0513`, `"s":"F"`, `level=fatal`, `"level":"panic"`)
+   outranks error lines after it (a restart's or a retry's); with none of those either, there
+   is nothing to say (`None`).
 """
 
 from __future__ import annotations
@@ -421,13 +424,26 @@ def _shell(lines: Sequence[LogLine]) -> _Found | None:
 
 _GENERIC = re.compile(
     r"\b(?:ERROR|FATAL|CRITICAL|PANIC)\b|Error:|\[(?:emerg|alert|crit)\]"
-    r"|\blevel=\"?(?:error|fatal|panic|critical)\b"
-    r"|\"level\"\s*:\s*\"(?:error|fatal|panic|critical)\""
+    r"|\blevel=\"?(?i:error|fatal|panic|critical|crit|emerg)\b"
+    r"|\"(?:level|severity|lvl)\"\s*:\s*\"(?i:error|fatal|panic|critical|crit|emerg)\""
+    # severity as a letter: klog/glog `E0513 15:57:17.447425 ...`, `F0513 ...`; MongoDB's
+    # structured log `"s":"E"` / `"s":"F"`
+    r"|^[EF]\d{4} \d\d:\d\d:\d\d|\"s\"\s*:\s*\"[EF]\""
+)
+
+
+# a structured fatal severity: the program ended there, so what follows (error lines of a
+# restart, a retry loop's complaints) came after the reason
+_STRUCTURED_FATAL = re.compile(
+    r"^F\d{4} \d\d:\d\d:\d\d|\"s\"\s*:\s*\"F\""
+    r"|\blevel=\"?(?i:fatal|panic)\b|\"(?:level|severity)\"\s*:\s*\"(?i:fatal|panic)\""
 )
 
 
 def _generic(lines: Sequence[LogLine]) -> _Found | None:
-    at = _last(lines, _GENERIC)
+    at = _last(lines, _STRUCTURED_FATAL)
+    if at is None:
+        at = _last(lines, _GENERIC)
     return None if at is None else _found(lines, at, "generic")
 
 

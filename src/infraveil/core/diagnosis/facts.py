@@ -132,6 +132,8 @@ class KubeFacts:
     terminated_reason: str = ""  # of the run diagnosed: OOMKilled, Error, Completed, StartError
     terminated_message: str = ""
     terminated_path: str = ""  # "status.containerStatuses[api].lastState.terminated"
+    # the termination's field lines as the user pasted them (`Exit Code:    139`), to quote
+    terminated_pasted: tuple[str, ...] = ()
     restarts: int = 0
     pod_phase: str = ""
     pod_reason: str = ""  # status.reason: Evicted, NodeLost, ...

@@ -10,9 +10,14 @@ data directory D is unusable`, `Can't create/write to file '...' (OS errno 13 ..
 directory`, `Another mongod instance is already running`; Redis's RDB/AOF `Permission denied` and
 damaged-file messages; Elasticsearch's `failed to obtain node locks`; Grafana's `GF_PATHS_DATA=...
 is not writable`; Prometheus's `lock DB directory`; SQLite's `attempt to write a readonly
-database` and `unable to open database file: permission denied`. Otherwise, `Permission denied`
-(EACCES, errno 13, Java's `AccessDeniedException`) on a path under a data or state directory
-(`.../data`, `/var/lib/...`, `/srv/...`).
+database` and `unable to open database file: permission denied`; `chown`/`chgrp` refused
+(`Operation not permitted`: no root or CAP_CHOWN, or an NFS root_squash volume); stored state
+the server refuses (`doesn't match stored clusterId`, Kafka's `Invalid cluster.id in`, `Was the
+raft log corrupted, truncated, or lost?`). Otherwise a refusal in any of its words (`Permission
+denied`, `Operation not permitted`, EACCES, EPERM, errno 13/1, Java's `AccessDeniedException`,
+`Unable to access`) on a path under a data or state directory (`.../data`, `/var/lib/...`,
+`/srv/...`) or on a volume the pod mounts there (not a ConfigMap's or Secret's under /etc), the
+line nearest the end that names such a path.
 
 Traps: `Permission denied` executing a program is not_executable's (lines about exec, spawn or
 an interpreter are skipped), and on any other path (a config under /etc, a pid file under /run)
@@ -27,7 +32,7 @@ import re
 from dataclasses import dataclass
 
 from infraveil.core.diagnosis.categories import Category
-from infraveil.core.diagnosis.clues import Clues
+from infraveil.core.diagnosis.clues import Clues, Match, non_root_uid
 from infraveil.core.diagnosis.finding import Confidence, Finding, Specificity, finding
 
 
@@ -58,7 +63,10 @@ _KINDS = (
         "ownership",
     ),
     _k(r"chmod: changing permissions of '(?P<dir>[^']+)': Operation not permitted", "ownership"),
-    _k(r"chown: changing ownership of '(?P<dir>[^']+?)/?': Operation not permitted", "ownership"),
+    _k(r"chown: changing ownership of '(?P<dir>[^']+?)/?': Operation not permitted", "chown"),
+    # busybox's and BSD's shorter forms: `chown: /var/lib/app: Operation not permitted`
+    _k(r"\b(?:chown|chgrp): '?(?P<dir>/[^\s':]+?)/?'?: Operation not permitted", "chown"),
+    _k(r"\bchmod: '?(?P<dir>/[^\s':]+?)/?'?: Operation not permitted", "ownership"),
     _k(r"database files are incompatible with server", "incompatible"),
     _k(r'"(?P<dir>[^"]+)" is not a valid data directory', "missing"),
     _k(r'could not access directory "(?P<dir>[^"]+)": No such file', "missing"),
@@ -98,15 +106,32 @@ _KINDS = (
     _k(r"lock DB directory: resource temporarily unavailable", "in_use"),
     _k(r"opening storage failed: .*?(?P<path>/[^\s:\"]+): permission denied", "denied"),
     _k(r"attempt to write a readonly database", "denied", _MEDIUM),
+    # state on the volume that does not belong to this instance (another cluster's, a lost or
+    # truncated log): a server that refuses its own stored state
+    _k(
+        r"(?i:doesn't|does not|did not|didn't) match (?:the )?stored \w+"
+        r"|Invalid cluster\.id in:? (?P<path>/[^\s,]+?)\.? "
+        r"|(?i:raft log|write-ahead log|\bWAL\b)[^\n]{0,40}?(?:corrupt|truncated|lost)"
+        r"|(?i:stored|persisted|on-disk) (?:cluster ?id|node ?id|cluster uuid)[^\n]{0,40}?"
+        r"(?i:mismatch|differs|does not match)",
+        "stale",
+        _MEDIUM,
+    ),
     _k(r"unable to open database file:? (?:\(?\w+\)? ?)?[Pp]ermission denied", "denied", _MEDIUM),
 )
 # one pass over the log for all of them (group names may repeat, so they are dropped here)
 _SPECIFIC = re.compile("|".join(re.sub(r"\?P<\w+>", "", k.pattern.pattern) for k in _KINDS))
 # Permission denied on a path; whether it is a data directory is decided on the path.
+# (EPERM and "Unable to access" too: the same refusal as a filesystem or a server words it)
 _DENIED = re.compile(
-    r"(?i:permission denied)|EACCES|\[Errno 13\]|AccessDeniedException|os error 13"
+    r"(?i:permission denied|operation not permitted|unable to access\b)|EACCES|EPERM"
+    r"|\[Errno (?:13|1)\]|AccessDeniedException|os error (?:13|1)\b"
 )
-_NOT_DATA = re.compile(r"(?i)\bexec|execute|interpreter|spawn|\bsudo\b|/proc/|/sys/")
+# what a program is not allowed to run is not_executable's (not "Error executing 'step'")
+_NOT_DATA = re.compile(
+    r"(?i)\bexec(?:ve?)?\b|\bexecute\b|cannot execute|interpreter|spawn|\bsudo\b|/proc/|/sys/"
+    r"|jarfile"
+)
 _PATH = re.compile(r"(?<![\w.])/[^\s\"'():,;\[\]<>=`]+")
 _DATA_SEGMENTS = frozenset({"data", "db", "pgdata", "storage", "state", "datadir", "dbdata"})
 _STATE_ROOTS = ("/var/lib/", "/var/cache/", "/var/spool/", "/var/opt/", "/srv/")
@@ -164,14 +189,14 @@ def rule(c: Clues) -> Finding | None:
         groups = m.groupdict()
         directory = groups.get("dir") or _parent(groups.get("path") or "")
         kind, confidence = spec.kind, spec.confidence
+        if kind == "chown" and non_root_uid(c) is not None:
+            confidence = Confidence.LOW  # its securityContext's doing (security_context)
     else:
-        found = c.search(_DENIED)
-        if found is None or _NOT_DATA.search(found.line.text):
+        denied = _denied_on_data(c)
+        if denied is None:
             return None
-        directory = next((d for p in _PATH.findall(found.line.text) if (d := _data_dir(p))), "")
-        if not directory:
-            return None
-        kind, confidence = "denied", Confidence.MEDIUM
+        found, directory, confidence = denied
+        kind = "denied"
     log = c.facts.log
     near = log[max(0, found.at - 3) : found.at + 4]
     after = log[found.at + 1 : found.at + 4]
@@ -182,7 +207,12 @@ def rule(c: Clues) -> Finding | None:
     evidence = [c.quote(found.line)]
     if detail is None:  # servers often say it twice: quote the other line about the same thing
         detail = next(
-            (ln for ln in near if ln is not found.line and _SPECIFIC.search(ln.text)), None
+            (
+                ln
+                for ln in near
+                if ln.text.strip() != found.line.text.strip() and _SPECIFIC.search(ln.text)
+            ),
+            None,
         )
     if detail is not None:
         evidence.append(c.quote(detail))
@@ -204,6 +234,76 @@ def rule(c: Clues) -> Finding | None:
     )
 
 
+def _denied_on_data(c: Clues) -> tuple[Match, str, Confidence] | None:
+    """The refusal on a data path closest to the end (the decisive line first): a server
+    often ends on a line without the path ("Terminating: Operation not permitted")."""
+    mounts = c.facts.kube.mounts if c.facts.kube is not None else ()
+    candidates = [
+        Match(ln, at, m) for ln, at in c.decisive_lines() if (m := _DENIED.search(ln.text))
+    ]
+    log = c.facts.log
+    candidates += [
+        Match(log[i], i, m)
+        for i in range(len(log) - 1, -1, -1)
+        if (m := _DENIED.search(log[i].text))
+    ]
+    candidates = [m for m in candidates if not _NOT_DATA.search(m.line.text)]
+    for found in candidates:
+        for path in _PATH.findall(found.line.text):
+            if directory := _data_dir(path) or _mounted(path, mounts):
+                return found, directory, Confidence.MEDIUM
+    # a write refused anywhere the program keeps its files (not the system's): the same fix,
+    # on weaker evidence (`EACCES: permission denied, mkdir '/app/uploads'`)
+    for found in candidates:
+        if not _WRITE_OP.search(found.line.text):
+            continue
+        for path in _PATH.findall(found.line.text):
+            if not path.startswith(_SYSTEM_PATHS) and path.count("/") >= 2:
+                return found, path.rstrip("/").rsplit("/", 1)[0], Confidence.LOW
+    return None
+
+
+_WRITE_OP = re.compile(
+    r"(?i)\b(?:mkdir|creat|create|write|writ(?:e|ing) to|touch|rename|unlink|cannot create"
+    r"|can't create|could not create|open\(\) \S+ failed)"
+)
+_SYSTEM_PATHS = (
+    "/etc/",
+    "/proc/",
+    "/sys/",
+    "/dev/",
+    "/run/",
+    "/var/run/",
+    "/usr/",
+    "/bin/",
+    "/sbin/",
+    "/lib",
+    "/root/",
+    "/home/",
+    "/boot/",
+    "/tmp/",
+    "/docker-entrypoint",
+    "/entrypoint",
+)
+
+
+def _mounted(path: str, mounts: tuple[tuple[str, str], ...]) -> str:
+    """The pod's volume mount a path is on (not a Secret's or the service account's)."""
+    for _, mount in mounts:
+        mount = mount.rstrip("/")
+        if (
+            mount not in _SYSTEM_MOUNTS
+            and (path + "/").startswith(mount + "/")
+            and not mount.startswith(_NOT_DATA_MOUNTS)
+        ):
+            return mount
+    return ""
+
+
+_SYSTEM_MOUNTS = frozenset({"", "/tmp", "/dev/shm"})
+_NOT_DATA_MOUNTS = ("/etc", "/var/run/secrets", "/run/secrets")  # configuration, credentials
+
+
 _WHAT = {
     "ownership": "it is owned by another user than the one the server runs as",
     "mode": "its permissions are too open or wrong for the server",
@@ -214,6 +314,9 @@ _WHAT = {
     "missing": "it does not exist or was never initialised",
     "denied": "the server's user is not allowed to write there",
     "damaged": "a data file in it is damaged",
+    "chown": "it may not take the directory over (no root or CAP_CHOWN in the container, or a"
+    " volume that refuses a change of owner)",
+    "stale": "it holds state this instance refuses (another cluster's, or a lost or truncated log)",
 }
 
 
@@ -308,6 +411,24 @@ def _fix(c: Clues, kind: str, directory: str, user: str, described: str) -> str:
             f"Check that the volume with the data is mounted at {d} and the path is right; for a"
             f" new installation create and initialise it, owned by the server's user: {chown}"
             f"{who}." + then
+        )
+    if kind == "chown":
+        return (
+            f"The container may not change the owner of {d}. Either it runs without root or"
+            " without the CHOWN capability (a `securityContext` with `capabilities.drop: [ALL]`,"
+            " `runAsNonRoot`, or a PodSecurityPolicy/Pod Security admission that drops it): give"
+            " the step that chowns `capabilities.add: [CHOWN]` and root, or drop the chown and"
+            " set `securityContext.fsGroup` so Kubernetes hands the volume to the group; or the"
+            " volume refuses owner changes (NFS with root_squash): set the owner on the server,"
+            f" {chown}{who}." + then
+        )
+    if kind == "stale":
+        return (
+            f"The volume's stored state does not fit this instance: it was written by another"
+            f" cluster or installation, or part of it was lost. If it can be discarded, empty"
+            f" {d} (in Kubernetes: delete the pod's PersistentVolumeClaim so a fresh one is"
+            " made); otherwise point the instance back at the cluster that wrote it, or restore"
+            " the directory from a backup." + then
         )
     if kind == "damaged":
         return (

@@ -52,6 +52,17 @@ _WARNING = re.compile(
     r"|(?P<mapcount>vm\.max_map_count is too low)"
     r"|(?P<thp>Transparent Huge Pages \(THP\) support enabled)"
 )
+# a write to a kernel setting the container may not make (no privilege, or the host's kernel
+# no longer allows it from a network namespace): the setting belongs on the node
+_PROC_SYS = re.compile(
+    r"/proc/sys/(?P<key>[\w./-]+?)['\"]?:? [^\n]*?(?i:permission denied|operation not permitted"
+    r"|read-only file system)"
+    r"|(?i:permission denied|operation not permitted|read-only file system)[^\n]*?"
+    r"/proc/sys/(?P<key2>[\w./-]+)"
+    r"|(?i:permission denied) on key ['\"]?(?P<key3>[\w.]+)"
+    r"|setting key ['\"]?(?P<key4>[\w.]+)['\"]?: (?i:read-only file system|permission denied"
+    r"|operation not permitted)"
+)
 _BOOTSTRAP = re.compile(r"bootstrap checks? failed|bootstrap check failure")
 
 
@@ -73,6 +84,10 @@ def rule(c: Clues) -> Finding | None:
             "250 32000 100 128",
             f"{c.who} hit the kernel's limit on System V semaphores (kernel.sem).",
         )
+    if (found := c.search(_PROC_SYS)) is not None:
+        key = found["key"] or found["key2"] or found["key3"] or found["key4"]
+        key = key.strip("/").replace("/", ".")
+        return _proc_sys(c, found, key)
     if (found := c.search(_NOFILE)) is not None:
         return _nofile(c, found, None, Confidence.MEDIUM)
     if (found := c.search(_WARNING, decisive_first=False)) is not None:
@@ -139,6 +154,21 @@ def _sysctl(c: Clues, found: Match, name: str, value: str, summary: str) -> Find
         summary,
         evidence,
         fix,
+        specificity=Specificity.MESSAGE,
+        at=found.at,
+    )
+
+
+def _proc_sys(c: Clues, found: Match, key: str) -> Finding:
+    return finding(
+        Category.KERNEL_SETTING,
+        f"{c.who} stopped because it may not change the kernel setting {key} from where it runs.",
+        [c.quote(found.line)],
+        f"Set {key} where it is allowed and stop the program from setting it: on the host (every"
+        f" node that may run it) `sudo sysctl -w {key}=VALUE`, persisted in /etc/sysctl.d/; or"
+        " turn off the program's option that writes it (kube-proxy: `conntrack.maxPerCore: 0`),"
+        " or run it with the privilege it needs (`securityContext.privileged`, or the sysctl in"
+        f" the pod's `securityContext.sysctls` when it is namespaced). Then {c.restart_hint()}.",
         specificity=Specificity.MESSAGE,
         at=found.at,
     )

@@ -29,6 +29,12 @@ _MISSING = re.compile(
     r"|Could not load file or assembly '(?P<dotnet>[^',]+)"
     r"|cannot find package \"(?P<go>[^\"]+)\""
     r"|Library not loaded: (?P<dylib>\S+)"
+    # a program's own words for a library it could not load (dlopen failed)
+    r"|(?i:could not|couldn't|cannot|can't|failed to|unable to) load (?:the )?"
+    r"(?!shared\b)(?P<lib4>[\w.+-]+)"
+    r" (?i:shared )?librar(?:y|ies)\b"
+    r"|(?i:could not|couldn't|cannot|can't|failed to|unable to) load (?:the )?(?i:shared )?"
+    r"librar(?:y|ies):? ['\"]?(?P<lib5>[\w.+/-]+\.(?:so|dll|dylib)[\w.]*)"
 )
 _FIX = {
     "py": "Add {name} to the requirements and reinstall into the environment the service runs"
@@ -58,6 +64,8 @@ _KIND = {
     "lib2": "lib",
     "lib3": "lib",
     "dylib": "lib",
+    "lib4": "lib",
+    "lib5": "lib",
     "ruby": "ruby",
     "gem": "ruby",
     "dotnet": "dotnet",

@@ -2,7 +2,9 @@
 
 The evidence: the check gets an answer that only a wrong check gets (HTTP 404/401/403/405: the
 server is up and says the path does not exist or is not allowed), or it knocks on a port where
-nothing listens while the program's own output says it listens on another one.
+nothing listens while the program's own output says it listens on another one. The answer may
+be the kubelet's (a probe event) or the program's own access log (a `kube-probe/1.x` request
+answered 404): the same result seen from the other side.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import re
 
 from infraveil.core.diagnosis.categories import Category
-from infraveil.core.diagnosis.clues import Clues, failed_probes, listening_port
+from infraveil.core.diagnosis.clues import Clues, failed_probes, listening_port, probe_requests
 from infraveil.core.diagnosis.facts import ProbeFact
 from infraveil.core.diagnosis.finding import Finding, Specificity, finding
 
@@ -45,6 +47,24 @@ def rule(c: Clues) -> Finding | None:
                 f" or make the app serve it; then {c.restart_hint()}.",
                 specificity=Specificity.PROBE,
             )
+    for request in probe_requests(c):
+        code = str(request.status)
+        if code not in _MEANING:
+            continue
+        role = request.role or "Kubernetes"
+        times = f" ({request.count} requests)" if request.count > 1 else ""
+        return finding(
+            Category.PROBE_MISCONFIGURED,
+            f"The {role} probe of {c.who} is wrong: its own access log shows the kubelet's"
+            f" requests to {request.path} answered {code}{times}, which means it {_MEANING[code]}.",
+            [c.quote(request.found.line)],
+            f"Point the probe's `httpGet.path` (and port) at an endpoint the server serves"
+            f" without authentication (its health endpoint: check the app's docs for the path"
+            f" under its configured prefix), or make the app serve {request.path}; then"
+            f" {c.restart_hint()}.",
+            specificity=Specificity.MESSAGE,
+            at=request.found.at,
+        )
     said = listening_port(c)
     if said is None:
         return None

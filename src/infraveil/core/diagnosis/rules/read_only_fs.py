@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 
 from infraveil.core.diagnosis.categories import Category
-from infraveil.core.diagnosis.clues import Clues
+from infraveil.core.diagnosis.clues import Clues, search_unless
 from infraveil.core.diagnosis.finding import Finding, Specificity, finding
 
 _READ_ONLY = re.compile(r"(?i:read-only file ?system)|EROFS|\[Errno 30\]|os error 30")
@@ -25,12 +25,19 @@ _PATH = re.compile(r"""['"](/[^'"]+)['"]|(?<![\w.])(/[^\s'"():,;]+)""")
 _REMOUNTED = re.compile(r"[Rr]emounting filesystem read-only")
 
 
+# /proc/sys is read-only in an unprivileged container: a kernel setting (kernel_setting's)
+_NOT_HERE = re.compile(r"/proc/sys/|sysctl: setting key")
+
+
 def rule(c: Clues) -> Finding | None:
-    found = c.search(_READ_ONLY)
+    found = search_unless(c, _READ_ONLY, _NOT_HERE)
     if found is None:
         return None
     path = _path(found.line.text)
-    evidence = [c.quote(found.line)]
+    # a script's first failed write, then the same failure on every line after it: the first
+    # is where it began (quoted first), the last is where it stopped
+    run = c.cascade(found, _READ_ONLY, path)
+    evidence = [c.quote(m.line) for m in (run[0], found)[: 1 if len(run) == 1 else 2]]
     remount = c.search(_REMOUNTED, decisive_first=False)
     if remount is not None:
         evidence.append(c.quote(remount.line))
@@ -50,9 +57,10 @@ def rule(c: Clues) -> Finding | None:
             f" {directory}, or configure the program to write somewhere writable; a volume"
             f" mounted `:ro` must be made writable if it is meant to be. Then {c.restart_hint()}."
         )
+    again = f" ({len(run)} lines report it)" if len(run) > 1 else ""
     return finding(
         Category.READ_ONLY_FS,
-        f"{c.who} could not write {where}: it is on a read-only filesystem.",
+        f"{c.who} could not write {where}: it is on a read-only filesystem{again}.",
         evidence,
         fix,
         specificity=Specificity.MESSAGE,
@@ -61,8 +69,13 @@ def rule(c: Clues) -> Finding | None:
 
 
 def _path(text: str) -> str:
-    for m in _PATH.finditer(text):
-        path = (m[1] or m[2]).rstrip(".")
-        if path.count("/") >= 1 and not path.startswith("//"):
-            return path
-    return ""
+    """The path the error is about: the one nearest its words (a shell names the script first,
+    `sh: line 7: /x: Read-only file system`; Node and Python name the path after them)."""
+    said = _READ_ONLY.search(text)
+    where = said.start() if said is not None else 0
+    paths = [
+        (abs(m.start() - where), path)
+        for m in _PATH.finditer(text)
+        if (path := (m[1] or m[2]).rstrip(".")).count("/") >= 1 and not path.startswith("//")
+    ]
+    return min(paths)[1] if paths else ""

@@ -11,6 +11,10 @@ or its image's `USER`) may not listen on a port below 1024 (nginx's `bind() to 0
 failed (13: Permission denied)`, Go's `listen tcp :80: bind: permission denied`, Node's
 `listen EACCES`, Apache's `AH00072`).
 
+A container the securityContext runs as a non-root uid that tries to take a path over (`chown:
+/data: Operation not permitted`, `chown: changing ownership of '/x'`): only root with CHOWN may;
+the pod's `fsGroup` is how Kubernetes hands a volume to a non-root user.
+
 And the namespace's admission policy refusing a pod whose securityContext breaks it: `violates
 PodSecurity "restricted:latest": ...`, OpenShift's `unable to validate against any security
 context constraint`, the old PodSecurityPolicy's `unable to admit pod` (the ReplicaSet's
@@ -22,7 +26,7 @@ from __future__ import annotations
 import re
 
 from infraveil.core.diagnosis.categories import Category
-from infraveil.core.diagnosis.clues import Clues, platform_said
+from infraveil.core.diagnosis.clues import Clues, non_root_uid, platform_said
 from infraveil.core.diagnosis.finding import Finding, Specificity, finding
 
 _NON_ROOT = re.compile(
@@ -53,10 +57,16 @@ _ADMISSION = re.compile(
 )
 
 
+_CHOWN = re.compile(
+    r"\b(?:chown|chgrp): (?:changing (?:ownership|group) of )?'?(?P<path>/[^\s':]+?)/?'?:"
+    r" Operation not permitted"
+)
+
+
 def rule(c: Clues) -> Finding | None:
     said = platform_said(c, _NON_ROOT)
     if said is None:
-        return _admission(c) or _privileged_port(c)
+        return _admission(c) or _privileged_port(c) or _chown_as_non_root(c)
     if said["user"]:
         why = f"its image names its user ({said['user']}) instead of a uid, which it cannot check"
     else:
@@ -101,6 +111,26 @@ def _admission(c: Clues) -> Finding | None:
         [said.evidence],
         fix,
         specificity=Specificity.PLATFORM,
+    )
+
+
+def _chown_as_non_root(c: Clues) -> Finding | None:
+    """A chown refused to a container its securityContext runs as a non-root uid."""
+    uid = non_root_uid(c)
+    if uid is None or (found := c.search(_CHOWN)) is None:
+        return None
+    path = found["path"]
+    return finding(
+        Category.SECURITY_CONTEXT,
+        f"{c.who} may not change the owner of {path}: its securityContext runs it as uid {uid},"
+        " and only root (with the CHOWN capability) may.",
+        [c.quote(found.line)],
+        f"Let Kubernetes hand the volume to the user instead: set `securityContext.fsGroup:"
+        f" {uid}` on the pod and drop the chown; or run only the step that chowns as root"
+        " (`runAsUser: 0` on that init container, with `capabilities.add: [CHOWN]` if the"
+        f" policy drops all). Then {c.restart_hint()}.",
+        specificity=Specificity.MESSAGE,
+        at=found.at,
     )
 
 
