@@ -1491,6 +1491,12 @@ def _yaml_tree(lines: list[_Line]) -> tuple[_YNode, set[int]]:
                 i += 1
                 continue
         m = _YKEY.match(text)
+        if m is not None and m["key"][:1].isupper() and " " in (m["value"] or ""):
+            # prose beside the YAML (`Error: couldn't find key ...`, `Warning: ...`): the API's
+            # field names are camelCase, and a capitalised one holding a sentence is a message
+            scalar = None
+            i += 1
+            continue
         if m is None:
             if scalar is not None and indent > scalar.indent and scalar.value is not None:
                 scalar.value += " " + text  # a plain scalar folded over lines
@@ -1734,6 +1740,67 @@ def _kubectl_said(evidence: PodEvidence, lines: list[_Line], problems: list[str]
         meta["name"] = pods_named[0]
 
 
+_BEFORE_START = frozenset(
+    {
+        "ContainerCreating", "CreateContainerConfigError", "CreateContainerError",
+        "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull",
+    }
+)  # fmt: skip
+"""Waiting reasons of a container that has not been started yet: it has written no log."""
+MAX_NEVER_RAN_LINES = 20
+
+
+def _never_ran(evidence: PodEvidence, problems: list[str]) -> None:
+    """Text pasted next to the state of a container that has never run (waiting to be created,
+    its image not pulled, restarted 0 times) is not its log: it has none. It is what the
+    kubelet said about it (`Error: couldn't find key ... in ConfigMap ...`, as `describe`'s
+    events show it), so it is read as the kubelet's event messages."""
+    status = _dict_of(evidence.pod.get("status"))
+    lists = [status.get(key) for key in ("initContainerStatuses", "containerStatuses")]
+    statuses = [st for x in lists if isinstance(x, list) for st in x if isinstance(st, dict)]
+    for st in statuses:
+        waiting = _dict_of(_dict_of(st.get("state")).get("waiting"))
+        if waiting.get("reason") not in _BEFORE_START or (
+            _int(str(st.get("restartCount", 0))) or 0
+        ):
+            continue
+        if _dict_of(_dict_of(st.get("lastState")).get("terminated")):
+            continue  # it ran before: the text may be that run's log
+        name = str(st.get("name") or "")
+        key = name if name in evidence.previous_logs else UNNAMED
+        if len(statuses) > 1 and key == UNNAMED:
+            continue  # whose words they are is not known
+        text = evidence.previous_logs.get(key, "")
+        lines = [x.strip() for x in text.splitlines() if x.strip()]
+        if not lines or len(lines) > MAX_NEVER_RAN_LINES or evidence.events:
+            continue
+        del evidence.previous_logs[key]
+        involved: dict[str, Any] = {
+            "kind": "Pod",
+            "name": _dict_of(evidence.pod.get("metadata")).get("name"),
+        }
+        if name:
+            field = "initContainers" if st in (lists[0] or []) else "containers"
+            involved["fieldPath"] = f"spec.{field}{{{name}}}"
+        evidence.events = [
+            {
+                "kind": "Event",
+                "involvedObject": involved,
+                "reason": "Failed",
+                "message": line,
+                "type": "Warning",
+                "source": {"component": "kubelet"},
+                "count": 1,
+            }
+            for line in lines
+        ]
+        problems.append(
+            f"describe: read the text beside the state {waiting['reason']} as the kubelet's"
+            " messages, not as logs (a container that never started has written none)"
+        )
+        return
+
+
 _GET_EVENT_ROW = re.compile(
     rf"^(?P<age>{_AGE}(?:\s+\(x\d+ over {_AGE}\))?)\s+(?P<type>Normal|Warning)\s+(?P<reason>\w+)"
     r"\s+(?P<kind>[a-z][\w.-]*)/(?P<name>\S+)\s+(?P<message>\S.*)$"
@@ -1844,11 +1911,13 @@ def parse_describe(text: str, logs: str | None = None, source: str = "") -> PodE
         # (a whole description wins over YAML beside it: the manifest the pod came from)
         evidence, outside = as_yaml
         _attach_logs(evidence, outside, logs, problems)
+        _never_ran(evidence, problems)
         evidence.problems.extend(problems[:MAX_PROBLEMS])
         return evidence
     if found is None and "{" in text and (as_json := _read_json(text, source)) is not None:
         evidence, rest = as_json
         _attach_logs(evidence, _normalise(rest), logs, problems)
+        _never_ran(evidence, problems)
         evidence.problems.extend(problems[:MAX_PROBLEMS])
         return evidence
     if found is None:
@@ -1863,6 +1932,8 @@ def parse_describe(text: str, logs: str | None = None, source: str = "") -> PodE
         evidence, outside = _read_blocks(lines, found, source, problems)
     _attach_logs(evidence, outside, logs, problems, bare=found is None)
     _kubectl_said(evidence, outside, problems)
+    if found is None:
+        _never_ran(evidence, problems)
     if len(problems) > MAX_PROBLEMS:
         more = len(problems) - MAX_PROBLEMS
         problems = [*problems[:MAX_PROBLEMS], f"describe: {more} more problems not shown"]
@@ -2097,7 +2168,7 @@ def _attach_logs(
             "(shell prompts, other commands' output, words around the paste)"
         )
     for seg in segments:
-        body = "\n".join(_dedent(seg.lines)).strip("\n")
+        body = "\n".join(_dedent(_unfold([_unmark(x) for x in seg.lines]))).strip("\n")
         if not body.strip():
             continue
         name = seg.container if seg.container is not None else UNNAMED
@@ -2109,6 +2180,59 @@ def _attach_logs(
         )
         target = evidence.previous_logs if previous else evidence.current_logs
         target[name] = f"{target[name]}\n{body}" if name in target else body
+
+
+_OPEN_SCALAR = re.compile(r"^(?P<indent> *)(?:- )?[A-Za-z_][\w.\-/]*: (?P<value>['\"].*)$")
+_FOLD_MAX = 30
+_MARKUP = re.compile(
+    r"^(?P<indent>\s*)(?P<mark>\*\*|__|\*|_)(?=[^\s*_])(?P<body>.*?[^\s*_\\])(?P=mark)(?P<rest>\s.*)?$"
+)
+
+
+def _unfold(lines: list[str]) -> list[str]:
+    """A quoted YAML value folded over lines (`kubectl get -o yaml` wraps a long `message:` at
+    about 80 columns, its continuation lines indented deeper) as the one line it is, so a
+    rule reads the message as the kubelet wrote it. A value not closed within `_FOLD_MAX`
+    lines, or whose next line is not indented deeper, is left as it is."""
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        end = _fold_end(lines, i)
+        if end is None:
+            out.append(lines[i])
+            i += 1
+        else:
+            out.append(" ".join([lines[i].rstrip(), *(x.strip() for x in lines[i + 1 : end])]))
+            i = end
+    return out
+
+
+def _fold_end(lines: list[str], i: int) -> int | None:
+    """The index after the last line of the quoted value opened on line `i`, or None when
+    line `i` opens none or it is not closed on deeper-indented lines."""
+    m = _OPEN_SCALAR.match(lines[i])
+    if m is None or _closed(m["value"]):
+        return None
+    joined, base = lines[i].rstrip(), len(m["indent"])
+    for j in range(i + 1, min(len(lines), i + 1 + _FOLD_MAX)):
+        nxt = lines[j]
+        if not nxt.strip() or len(nxt) - len(nxt.lstrip(" ")) <= base:
+            return None
+        joined = f"{joined} {nxt.strip()}"
+        if _closed(joined[m.start("value") :]):
+            return j + 1
+    return None
+
+
+def _unmark(line: str) -> str:
+    """A log line without the Markdown emphasis a person wrapped around it in an issue
+    (`**/bin/sh: x: Permission denied**`): a rule anchored at the line's start reads the
+    program's words. Only a pair at the line's start, closed before a blank or the end, counts:
+    `*** stack smashing detected ***`, `* item` and `**kwargs` are left alone."""
+    m = _MARKUP.match(line)
+    if m is None or (m["rest"] and m["mark"].startswith("_")):
+        return line  # (`__main__: ... __init__ x`: underscores inside a line are a program's)
+    return f"{m['indent']}{m['body']}{m['rest'] or ''}"
 
 
 def _running(pod: dict[str, Any]) -> set[str]:

@@ -195,3 +195,33 @@ def test_wins_over_the_traceback_reading() -> None:
     d = diagnose(facts(log))
     assert d.finding.category is Category.CONFIG_INVALID
     assert "at line 3" in d.finding.summary
+
+
+# --- a schema error beats a loose DNS pattern on the same line -------------------------------
+
+
+def test_an_unknown_field_whose_name_ends_in_host_is_a_config_error() -> None:
+    # Loki's config with a field named like a host (`field redishost not found in type ...`)
+    log = (
+        'level=error ts=2024-03-01T10:00:00Z msg="Loading configuration file failed"'
+        ' err="yaml: unmarshal errors:\\n  line 12: field redishost not found in type'
+        ' cache.RedisConfig"'
+    )
+    f = config_invalid.rule(Clues(facts(log)))
+    assert f is not None and f.category is Category.CONFIG_INVALID
+    assert "field redishost not found in type cache.RedisConfig" in f.summary
+
+
+def test_a_field_called_host_that_the_schema_lacks_is_a_config_error() -> None:
+    log = "yaml: unmarshal errors:\n  line 4: field host not found in type config.ServerConfig"
+    f = config_invalid.rule(Clues(facts(log)))
+    assert f is not None and f.category is Category.CONFIG_INVALID
+
+
+def test_a_host_that_does_not_resolve_in_a_config_is_still_not_this_rule() -> None:
+    log = (
+        '2024/05/02 10:00:01 [emerg] 1#1: host not found in upstream "api:8080" in'
+        " /etc/nginx/conf.d/app.conf:7"
+    )
+    assert config_invalid.rule(Clues(facts(log))) is None
+    assert diagnose(facts(log)).finding.category is Category.DNS_FAILURE

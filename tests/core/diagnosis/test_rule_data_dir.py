@@ -179,3 +179,31 @@ def test_an_entrypoint_that_may_not_chown_its_data_directory() -> None:
     f = data_dir.rule(Clues(facts(log)))
     assert f is not None and f.category is Category.DATA_DIR
     assert "/bitnami/redis/data" in f.fix
+
+
+# --- a data directory named relative to the working directory --------------------------------
+
+
+def test_a_relative_data_path_a_tool_quotes_is_a_data_directory() -> None:
+    # an entrypoint run in /opt/app creating its store under ./db
+    log = "mkdir: cannot create directory './db/journal': Permission denied"
+    f = data_dir.rule(Clues(facts(log)))
+    assert f is not None and f.category is Category.DATA_DIR
+    assert f.confidence is Confidence.MEDIUM
+    assert f.evidence[0].text == log
+
+
+def test_a_relative_path_that_is_not_data_is_not_a_data_directory() -> None:
+    log = "mkdir: cannot create directory ‘logs/app’: Permission denied"
+    assert data_dir.rule(Clues(facts(log))) is None
+
+
+def test_a_data_directory_created_by_its_bare_name() -> None:
+    log = "mkdir: can't create directory 'data': Permission denied"
+    f = data_dir.rule(Clues(facts(log)))
+    assert f is not None and f.category is Category.DATA_DIR
+
+
+def test_a_quoted_data_word_without_a_write_is_not_a_data_directory() -> None:
+    log = "ERROR: permission denied for schema 'data'"
+    assert data_dir.rule(Clues(facts(log))) is None

@@ -48,3 +48,17 @@ def test_runcs_no_such_file_for_a_file_it_found_is_a_missing_interpreter_or_load
 def test_runcs_permission_denied_for_the_entrypoint() -> None:
     f = apply(rule, 'standard_init_linux.go:211: exec user process caused "permission denied"')
     assert f is not None and "permission denied" in f.summary and "chmod +x" in f.fix
+
+
+def test_a_shells_permission_denied_with_a_persons_words_after_it() -> None:
+    # pasted in an issue with the reporter's words run on after the shell's
+    line = "sh: 1: /docker-entrypoint.d/10-setup.sh: Permission denied when the pod starts"
+    f = apply(rule, line, exit_code=126)
+    assert f is not None and f.category is Category.NOT_EXECUTABLE
+    assert "/docker-entrypoint.d/10-setup.sh" in f.summary
+
+
+def test_a_program_denied_a_file_with_words_after_is_not_this() -> None:
+    # not a shell: a program that could not open a file it reads
+    line = "open: /var/lib/app/state.db: Permission denied (os error 13)"
+    assert apply(rule, line, exit_code=1) is None

@@ -116,3 +116,27 @@ def test_wins_over_the_traceback_reading() -> None:
     d = diagnose(facts(log))
     assert d.finding.category is Category.TLS_ERROR
     assert d.finding.deterministic
+
+
+def test_a_repeated_rejection_quotes_its_first_line_and_says_how_many() -> None:
+    # a Prometheus scraping every node's exporter over HTTPS, each rejected the same way
+    log = """
+    ts=2024-05-01T10:00:01Z level=error msg="scrape failed" target=https://10.1.0.4:9100/metrics err="x509: certificate signed by unknown authority"
+    ts=2024-05-01T10:00:01Z level=error msg="scrape failed" target=https://10.1.0.5:9100/metrics err="x509: certificate signed by unknown authority"
+    ts=2024-05-01T10:00:02Z level=error msg="scrape failed" target=https://10.1.0.6:9100/metrics err="x509: certificate signed by unknown authority"
+    """  # noqa: E501
+    f = tls_error.rule(Clues(facts(log)))
+    assert f is not None
+    quoted = [e.text for e in f.evidence]
+    assert "10.1.0.4" in quoted[0] and "10.1.0.6" in quoted[-1] and len(quoted) == 2
+    assert "(3 lines report it)." in f.summary
+
+
+def test_a_single_rejection_is_quoted_once() -> None:
+    log = """
+    level=info msg="starting"
+    level=error msg="dial failed" err="x509: certificate has expired or is not yet valid"
+    level=info msg="retrying in 5s"
+    """
+    f = tls_error.rule(Clues(facts(log)))
+    assert f is not None and len(f.evidence) == 1 and "report it" not in f.summary

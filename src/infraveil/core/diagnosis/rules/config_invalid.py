@@ -32,7 +32,10 @@ from infraveil.core.diagnosis.finding import Confidence, Finding, Specificity, f
 
 _NOT_MINE = (
     r"(?i:no such file|ENOENT|not found in \"?\[|does not exist|permission denied|cannot find"
-    r"|could not open|can't open|is a directory|config\S*(?: file)? path)|host not found"
+    r"|could not open|can't open|is a directory|config\S*(?: file)? path)"
+    # a name that does not resolve; not a config field called `host`/`smarthost` that a schema
+    # does not know (`field smarthost not found in type config.plain` is this rule's)
+    r"|\bhost not found(?! in type)"
     r"|failed \(\d+: |(?i:environment variable|\benv var)"
 )
 _CONFIG_EXT = r"(?:ya?ml|json|toml|ini|conf|cfg|cnf|properties|xml|hcl)"

@@ -133,6 +133,12 @@ _NOT_DATA = re.compile(
     r"|jarfile"
 )
 _PATH = re.compile(r"(?<![\w.])/[^\s\"'():,;\[\]<>=`]+")
+# a relative path as tools quote it (GNU `mkdir: cannot create directory ‘data/zk’`, Node's
+# `mkdir 'data/db'`): an entrypoint run in its working directory often names its data so
+_QUOTED_RELATIVE = re.compile(
+    r"[‘'\"`](?P<path>(?:\.{1,2}/)?[\w.-]+(?:/[\w.-]+)+|\.{1,2}/[\w.-]+)/?[’'\"`]"
+)
+_QUOTED_WORD = re.compile(r"[‘'\"`](?P<word>[\w.-]+)[’'\"`]")
 _DATA_SEGMENTS = frozenset({"data", "db", "pgdata", "storage", "state", "datadir", "dbdata"})
 _STATE_ROOTS = ("/var/lib/", "/var/cache/", "/var/spool/", "/var/opt/", "/srv/")
 _DETAIL = re.compile(
@@ -252,6 +258,14 @@ def _denied_on_data(c: Clues) -> tuple[Match, str, Confidence] | None:
         for path in _PATH.findall(found.line.text):
             if directory := _data_dir(path) or _mounted(path, mounts):
                 return found, directory, Confidence.MEDIUM
+        for m in _QUOTED_RELATIVE.finditer(found.line.text):
+            if directory := _data_dir(m["path"].lstrip("./") or "."):
+                return found, directory, Confidence.MEDIUM
+        # one word, when the refusal is of creating it (`mkdir: can't create directory 'data'`)
+        if _WRITE_OP.search(found.line.text):
+            for m in _QUOTED_WORD.finditer(found.line.text):
+                if m["word"].lower() in _DATA_SEGMENTS:
+                    return found, m["word"], Confidence.MEDIUM
     # a write refused anywhere the program keeps its files (not the system's): the same fix,
     # on weaker evidence (`EACCES: permission denied, mkdir '/app/uploads'`)
     for found in candidates:

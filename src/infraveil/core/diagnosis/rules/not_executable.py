@@ -15,6 +15,10 @@ from infraveil.core.diagnosis.finding import Confidence, Evidence, Finding, Spec
 
 _SHELL = re.compile(
     r"^(?:[^\s:]+: )(?:line \d+: |\d+: )?(?P<path>[^\s:]+): Permission denied\s*$"
+    # a shell's own words, with a person's words after them in a paste ("... Permission denied
+    # error in my init container"): a shell names what it could not run first
+    r"|^(?:/\S*/)?(?:sh|bash|dash|ash|zsh|ksh|busybox): (?:line \d+: |\d+: )?"
+    r"(?P<path5>/[^\s:]+): Permission denied\b"
     r"|(?<![^\s:])(?P<script>[^\s:]++): (?P<interp>[^:]{1,200}+): bad interpreter"
     r"|^exec (?P<path2>\S+): permission denied\s*$"
     r"|exec: \\?\"(?P<path3>[^\"\\]+)\\?\": permission denied"
@@ -35,7 +39,8 @@ def rule(c: Clues) -> Finding | None:
         return _finding(c, command, "", [Evidence("exec", f.spawn_error)], Specificity.PLATFORM)
     if (runtime := _SHELL.search(f.spawn_error)) is not None:
         # a container runtime's exec failure (StartError, ContainerCannotRun), in its words
-        path = runtime["path"] or runtime["path2"] or runtime["path3"] or runtime["script"]
+        path = runtime["path"] or runtime["path2"] or runtime["path3"] or runtime["path5"]
+        path = path or runtime["script"]
         evidence = [Evidence(f.spawn_source, f.spawn_error)]
         return _finding(c, path or command, _interp(runtime), evidence, Specificity.PLATFORM)
     found = c.search(_SHELL)
@@ -45,6 +50,7 @@ def rule(c: Clues) -> Finding | None:
             or found["path2"]
             or found["path3"]
             or found["path4"]
+            or found["path5"]
             or found["script"]
             or command
         )

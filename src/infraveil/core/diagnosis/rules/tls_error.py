@@ -75,11 +75,15 @@ def rule(c: Clues) -> Finding | None:
         [text] + [ln.text for ln, _ in c.decisive_lines()] if c.on_decisive(found) else [text]
     )
     late = superseded(c, found)
+    # the same rejection repeated (a scraper failing on every node, every retry): the first is
+    # where it began (quoted first), the one found is where it ended
+    run = c.cascade(found, _REASON[kind])
+    quoted = [c.quote(m.line) for m in (run[0], found)[: 1 if len(run) == 1 else 2]]
     confidence = Confidence.MEDIUM if kind == "plain" else Confidence.HIGH
     return finding(
         Category.TLS_ERROR,
-        _summary(c, kind, host),
-        [c.quote(found.line)],
+        _summary(c, kind, host)[:-1] + (f" ({len(run)} lines report it)." if len(run) > 1 else "."),
+        quoted,
         _fix(c, kind, host),
         specificity=Specificity.KEYWORD if late else Specificity.MESSAGE,
         confidence=Confidence.LOW if late else confidence,
