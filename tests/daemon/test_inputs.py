@@ -43,3 +43,24 @@ def test_a_file_that_appears_changes_is_seen_once_and_retries_keep_a_gap(tmp_pat
     config.write_text("a: 2\n")
     assert watch.changed(now=1000.0) == []
     assert not watch.watching
+
+
+def test_a_halted_service_watches_its_secrets_file(tmp_path: Path) -> None:
+    """A service that fails for a wrong password (its failure names no file) starts again
+    when its secrets file is fixed, as it does for its env_file."""
+    secrets = tmp_path / "app.secrets"
+    secrets.write_text("DB_PASSWORD=wrong\n")
+    spec = ServiceSpec(
+        "api",
+        ("python3", "app.py"),
+        str(tmp_path),
+        env_file=str(tmp_path / ".env"),
+        secrets=str(secrets),
+    )
+    paths = inputs_of(spec, "/srv/infraveil.toml", "exited with code 1")
+    assert paths == ["/srv/infraveil.toml", str(tmp_path / ".env"), str(secrets)]
+    watch = InputWatch()
+    watch.watch("api", paths)
+    assert watch.changed(now=0.0) == []
+    secrets.write_text("DB_PASSWORD=right-one\n")
+    assert watch.changed(now=1.0) == [("api", str(secrets))]

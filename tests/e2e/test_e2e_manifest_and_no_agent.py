@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from e2e_support import Infraveil, python
@@ -36,6 +37,18 @@ def test_check_accepts_a_valid_manifest(infraveil: Infraveil) -> None:
         "services": ["web", "worker"],
         "preflight": {"web": [], "worker": []},
         "notes": {},
+        # as root, a service with no `user` is warned about (see test_e2e_privilege)
+        "warnings": [
+            {
+                "service": name,
+                "warning": "runs_as_root",
+                "message": "runs as root, because the agent does and it sets no `user`",
+                "fix": f'set user = "..." in [services.{name}]: an account that owns only what'
+                " the service writes",
+            }
+            for name in ("web", "worker")
+            if os.geteuid() == 0
+        ],
     }
 
 

@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from infraveil.runtime.capture import FifoReader
+from infraveil.runtime.capture import FifoReader, Spool
 from infraveil.runtime.processes import Exit, ExitWatcher, make_fifo, open_fifo_reader
-from infraveil.store.logs import InstanceLog, LogFiles
+from infraveil.store.logs import InstanceLog, LogFiles, restore_position
 
 # stdout and stderr alternate line by line with unbuffered writes, then a burst that is still
 # in the pipe when the process ends, then a last line with no newline, then the exit.
@@ -47,7 +47,10 @@ def _capture(children, watch_exit, tmp_path: Path, argv: list[str]) -> tuple[Exi
         fifo = str(tmp_path / "svc.1.pipe")
         rfd = make_fifo(fifo)
         log = logs.open("svc", 1)
-        reader = FifoReader(loop, rfd, lambda data: log.write(data, time.time()))
+        spool = Spool(str(tmp_path / "svc.1.spool"))
+        reader = FifoReader(
+            loop, rfd, lambda data: log.write(data, time.time()), spool, log.position
+        )
         watcher = ExitWatcher(loop)
         try:
             child = children.spawn(children.launch(argv, fifo=fifo))
@@ -200,3 +203,80 @@ def test_child_survives_a_closed_reader_and_a_new_reader_gets_its_output(
     assert survived, "the child died when the agent's read end was closed (SIGPIPE?)"
     assert still_alive
     assert after == ["after one", "after two", "after three"]
+
+
+def _lines(path: Path) -> list[str]:
+    return [line.split(" ", 2)[2] for line in path.read_text().splitlines()]
+
+
+def _killed_mid_chunk(tmp_path: Path, written_before_kill: int) -> Path:
+    """A reader killed with a chunk moved out of the pipe and `written_before_kill` bytes of it
+    in the log (the agent died between its splice and the end of its write), then the next
+    agent's recovery, as the supervisor does it on adoption."""
+    logs = LogFiles(tmp_path / "logs")
+    path = logs.path("svc", 1)
+    r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        log = logs.open("svc", 1)
+        log.write(b"one\ntwo\n", time.time())
+        os.write(w, b"three\nfour\n")
+        spool = Spool(str(tmp_path / "svc.1.spool"))
+        chunk = spool.take(r, log.position())
+        assert chunk == b"three\nfour\n"
+        try:
+            os.read(r, 100)
+            raise AssertionError("the chunk is still in the pipe")
+        except BlockingIOError:
+            pass
+        if written_before_kill:
+            stamped = b"2026-11-21T08:00:00.000000Z out " + chunk
+            with open(path, "ab") as f:
+                f.write(stamped[:written_before_kill])
+        # killed here: no done(); the next agent finds the chunk and the log's position
+        pending = Spool(str(tmp_path / "svc.1.spool")).pending()
+        assert pending is not None and pending[1] == chunk
+        assert restore_position(path, pending[0])
+        again = logs.open("svc", 1)
+        again.write(pending[1], time.time())
+        again.close(time.time())
+    finally:
+        os.close(r)
+        os.close(w)
+    return path
+
+
+def test_a_chunk_the_agent_took_from_the_pipe_survives_its_kill(tmp_path: Path) -> None:
+    assert _lines(_killed_mid_chunk(tmp_path, 0)) == ["one", "two", "three", "four"]
+
+
+def test_a_chunk_half_written_when_the_agent_died_is_written_once(tmp_path: Path) -> None:
+    # (40 bytes: the stamp and part of the first line of the chunk)
+    assert _lines(_killed_mid_chunk(tmp_path, 40)) == ["one", "two", "three", "four"]
+
+
+def test_a_spool_that_was_emptied_has_nothing_pending(tmp_path: Path) -> None:
+    r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        spool = Spool(str(tmp_path / "s.spool"))
+        os.write(w, b"x\n")
+        assert spool.take(r, b"1 0") == b"x\n"
+        spool.done()
+        assert Spool(str(tmp_path / "s.spool")).pending() is None
+        try:
+            spool.take(r, b"1 2")
+            raise AssertionError("an empty pipe gave something")
+        except BlockingIOError:
+            pass
+        assert Spool(str(tmp_path / "s.spool")).pending() is None  # a mark alone is no chunk
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_a_mark_that_does_not_fit_the_log_cuts_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "1.log"
+    path.write_bytes(b"abc\n")
+    assert not restore_position(path, b"")
+    assert not restore_position(path, b"12 2")  # another file (inode)
+    assert not restore_position(path, f"{path.stat().st_ino} 99".encode())  # longer than it
+    assert path.read_bytes() == b"abc\n"

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from infraveil.store.logs import MAX_LINE, InstanceLog, LogFiles, LogReader, parse_line, timestamp
+from infraveil.store.logs import (
+    MAX_LINE,
+    InstanceLog,
+    LogFiles,
+    LogReader,
+    WriteTrouble,
+    parse_line,
+    timestamp,
+)
 
 T0 = 1_900_000_000.0  # a fixed wall clock: timestamps in the files are then known exactly
 
@@ -93,7 +101,8 @@ def test_partial_lines_markers_and_carriage_returns(tmp_path: Path) -> None:
         ("out", "unfinished"),  # closed off by the marker, not glued to it
         ("ivl", "instance 1 exited with code 1 after 4.0s"),
     ]
-    assert lines[1].time == timestamp(T0 + 2)  # a line is stamped when its end arrives
+    # a line is stamped when its first bytes arrive: they are in the file from then on
+    assert lines[1].time == timestamp(T0 + 1)
     assert log.last_line == "unfinished"
 
 
@@ -231,3 +240,142 @@ def test_a_reader_follows_through_a_rotation_without_losing_a_line(tmp_path: Pat
     log.close(T0 + 500)
     assert (tmp_path / "svc" / "1.log.1").exists(), "no rotation happened"
     assert seen == [_line(i).decode().rstrip("\n") for i in range(400)]
+
+
+def test_every_byte_written_is_in_the_file_before_the_next_write(tmp_path: Path) -> None:
+    """An unfinished line is in the file at once: an agent killed now has lost none of it."""
+    path = tmp_path / "1.log"
+    log = InstanceLog(path)
+    log.write(b"one\ntw", T0)
+    assert path.read_bytes().endswith(b" out one\n" + timestamp(T0).encode() + b" out tw")
+    log.write(b"o\nthr", T0 + 1)
+    assert path.read_bytes().endswith(b" out two\n" + timestamp(T0 + 1).encode() + b" out thr")
+    # readers serve finished lines only: the unfinished one is not shown cut short
+    reader = LogReader(LogFiles(tmp_path.parent), tmp_path.name, 1)
+    assert [line.text for line in reader.initial()] == ["one", "two"]
+    reader.close()
+    log.close(T0 + 2)
+
+
+def test_the_next_agent_goes_on_with_a_line_the_killed_one_left_unfinished(
+    tmp_path: Path,
+) -> None:
+    logs = LogFiles(tmp_path)
+    first = logs.open("svc", 1)  # the killed agent's: it never closes its log
+    first.write(b"before\nhalf a li", T0)
+    second = logs.open("svc", 1)  # the next agent's, adopting the instance
+    second.mark("instance 1 adopted by a new agent (pid 7)", T0 + 1, cut=False)
+    second.write(b"ne\nafter\n", T0 + 2)
+    lines = logs.read("svc", 1)
+    assert [(line.stream, line.text) for line in lines] == [
+        ("out", "before"),
+        ("out", "half a line"),  # one line, stamped when it began
+        ("ivl", "instance 1 adopted by a new agent (pid 7)"),  # after it, not inside it
+        ("out", "after"),
+    ]
+    assert [line.time for line in lines] == [timestamp(T0)] * 2 + [timestamp(T0 + 1)] + [
+        timestamp(T0 + 2)
+    ]
+    assert second.last_line == "after"
+    second.close(T0 + 3)
+    first.close(T0 + 3)
+
+
+def test_an_adoption_marker_waits_only_for_the_end_of_the_line(tmp_path: Path) -> None:
+    logs = LogFiles(tmp_path)
+    logs.open("svc", 1).write(b"x" * (MAX_LINE - 1), T0)
+    log = logs.open("svc", 1)
+    log.mark("adopted", T0 + 1, cut=False)
+    log.write(b"yy", T0 + 2)  # the line reaches MAX_LINE and is cut: the marker goes there
+    log.mark("instance 1 exited with code 0 after 2s", T0 + 3)
+    log.close(T0 + 3)
+    assert [(line.stream, line.text) for line in logs.read("svc", 1)] == [
+        ("out", "x" * (MAX_LINE - 1) + "y"),
+        ("ivl", "adopted"),
+        ("out", "y"),
+        ("ivl", "instance 1 exited with code 0 after 2s"),
+    ]
+
+
+def test_a_torn_marker_left_by_a_killed_agent_is_ended_not_continued(tmp_path: Path) -> None:
+    path = tmp_path / "1.log"
+    path.write_bytes(timestamp(T0).encode() + b" ivl starting inst")  # killed mid-write
+    log = InstanceLog(path)
+    log.write(b"output\n", T0 + 1)
+    log.close(T0 + 1)
+    assert [
+        (line.stream, line.text) for line in map(parse_line, path.read_bytes().splitlines())
+    ] == [
+        ("ivl", "starting inst"),
+        ("out", "output"),
+    ]
+
+
+def test_a_log_that_cannot_be_written_drops_and_counts_instead_of_raising(
+    tmp_path: Path,
+) -> None:
+    """A write that fails (here: the file is a directory, so it cannot even be opened) must not
+    raise into the agent's handling of a start or an exit; the gap is noted once it works."""
+    trouble = WriteTrouble()
+    path = tmp_path / "1.log"
+    path.mkdir()
+    log = InstanceLog(path, trouble=trouble)  # no exception
+    log.mark("starting instance 1: demo", T0)
+    log.write(b"lost line\n", T0 + 1)
+    log.write(b"lost too", T0 + 2)
+    assert trouble.error == f"logs: cannot write {path}: Is a directory"
+    assert trouble.dropped > len(b"lost line\nlost too")  # with their timestamps
+    dropped = trouble.dropped
+    assert log.retry(T0 + 3) is False
+
+    path.rmdir()  # writable again
+    assert log.retry(T0 + 4) is True
+    assert trouble.error == "" and trouble.dropped == dropped  # the episode's total stays
+    log.write(b"kept\n", T0 + 5)
+    log.close(T0 + 6)
+    lines = [parse_line(raw) for raw in path.read_bytes().splitlines()]
+    assert [(line.stream, line.text) for line in lines] == [
+        (
+            "ivl",
+            f"{dropped} bytes of output could not be written here (Is a directory); they are lost",
+        ),
+        ("out", "kept"),
+    ]
+
+
+def test_writes_recover_once_every_failing_log_has_written(tmp_path: Path) -> None:
+    logs = LogFiles(tmp_path)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "1.log").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "1.log").mkdir()
+    a, b = logs.open("a", 1), logs.open("b", 1)
+    assert logs.trouble.error.startswith("logs: cannot write ")
+    (tmp_path / "a" / "1.log").rmdir()
+    assert a.retry(T0)
+    assert logs.trouble.error, "b still fails"
+    b.close(T0)  # an instance ends while its log fails: that is no recovery
+    assert logs.trouble.error
+    logs.open("c", 1).write(b"ok\n", T0)  # a write that works is
+    assert logs.trouble.error == ""
+    a.close(T0)
+
+
+def test_closing_ends_an_ended_instances_line_once_and_leaves_a_running_ones_open(
+    tmp_path: Path,
+) -> None:
+    logs = LogFiles(tmp_path)
+    ended = logs.open("svc", 1)
+    ended.write(b"one\ntwo, no newline", T0)
+    ended.close(T0 + 1)  # the instance ended: its line is finished as it is
+    assert (tmp_path / "svc" / "1.log").read_bytes().endswith(b" out two, no newline\n")
+    assert [line.text for line in logs.read("svc", 1)] == ["one", "two, no newline"]
+
+    running = logs.open("svc", 2)
+    running.write(b"half", T0)
+    running.close(T0 + 1, ended=False)  # the agent leaves; the next one goes on with the line
+    assert (tmp_path / "svc" / "2.log").read_bytes().endswith(b" out half")
+    going_on = logs.open("svc", 2)
+    going_on.write(b" and the rest\n", T0 + 2)
+    going_on.close(T0 + 3)
+    assert [line.text for line in logs.read("svc", 2)] == ["half and the rest"]

@@ -2,18 +2,23 @@
 
 The standard library's http.client does the HTTP; only the connection is pointed at a Unix
 socket. A CLI call pays no import of an async stack for one request.
+
+With `INFRAVEIL_URL=http://HOST:PORT` the CLI talks to an agent's TCP listener instead (one
+started with `--listen`), sending `INFRAVEIL_TOKEN` — or, if that is not set, the token in the
+state directory's `api-token`, for an agent on this host — as its bearer token.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from infraveil.api.errors import error_from_body
 from infraveil.core.errors import AgentNotRunningError, ApiError
@@ -46,26 +51,50 @@ def not_running(state_dir: Path) -> AgentNotRunningError:
 
 
 class Client:
-    def __init__(self, state_dir: Path, timeout: float | None = 120.0) -> None:
+    def __init__(
+        self, state_dir: Path, timeout: float | None = 120.0, *, unix_only: bool = False
+    ) -> None:
+        """A client of the agent on `state_dir`'s socket, or at $INFRAVEIL_URL (unless
+        `unix_only`: `up` talks to the agent it has just started, whatever the environment)."""
         self.state_dir = state_dir
         self.socket = state_dir / "agent.sock"
         self.timeout = timeout
+        self.url = None if unix_only else (os.environ.get("INFRAVEIL_URL") or None)
+        self._tcp = _parse_url(self.url) if self.url else None
+
+    def _connection(self, timeout: float | None) -> http.client.HTTPConnection:
+        if self._tcp is None:
+            return UnixHTTPConnection(str(self.socket), timeout)
+        return http.client.HTTPConnection(*self._tcp, timeout=timeout)
+
+    def _headers(self, method: str) -> dict[str, str]:
+        headers = {"Content-Length": "0"} if method == "POST" else {}
+        if self._tcp is not None:
+            token = os.environ.get("INFRAVEIL_TOKEN") or _token_in(self.state_dir)
+            if token:
+                headers["Authorization"] = f"Bearer {token}"
+        return headers
 
     def _send(
         self, method: str, path: str, query: dict[str, Any] | None, timeout: float | None
-    ) -> tuple[UnixHTTPConnection, http.client.HTTPResponse]:
+    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         target = path
         if query:
             clean = {k: _q(v) for k, v in query.items() if v is not None and v is not False}
             if clean:
                 target += "?" + urlencode(clean)
-        conn = UnixHTTPConnection(str(self.socket), timeout)
+        conn = self._connection(timeout)
         try:
-            headers = {"Content-Length": "0"} if method == "POST" else {}
-            conn.request(method, target, headers=headers)
+            conn.request(method, target, headers=self._headers(method))
             return conn, conn.getresponse()
         except (FileNotFoundError, ConnectionRefusedError) as e:
             conn.close()
+            if self.url is not None:
+                raise AgentNotRunningError(
+                    f"no agent answers at {self.url} (INFRAVEIL_URL)",
+                    hint="the agent must run with `--listen`; unset INFRAVEIL_URL to use the"
+                    " agent of --state-dir",
+                ) from e
             raise not_running(self.state_dir) from e
         except PermissionError as e:
             conn.close()
@@ -116,7 +145,31 @@ class Client:
         return body
 
 
-def _rows(conn: UnixHTTPConnection, response: http.client.HTTPResponse) -> Iterator[dict[str, Any]]:
+def _parse_url(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme != "http" or not parts.hostname or port is None or parts.path not in ("", "/"):
+        raise ApiError(
+            f"INFRAVEIL_URL must be http://HOST:PORT, got {url!r}",
+            hint="the agent's API speaks plain HTTP: reach a remote one through an SSH tunnel"
+            " or a TLS proxy",
+        )
+    return parts.hostname, port
+
+
+def _token_in(state_dir: Path) -> str:
+    try:
+        return (state_dir / "api-token").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _rows(
+    conn: http.client.HTTPConnection, response: http.client.HTTPResponse
+) -> Iterator[dict[str, Any]]:
     with closing(conn):
         while line := response.readline():
             yield json.loads(line)

@@ -6,6 +6,7 @@ documented in docs/reference/api.md (generated from `SCHEMAS` below).
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from typing import Any
@@ -18,6 +19,7 @@ from infraveil.core.spec import ServiceSpec
 from infraveil.daemon.agent import ServiceView, Snapshot
 from infraveil.daemon.diagnosing import dependency_facts, live_facts
 from infraveil.daemon.probing import history_json
+from infraveil.runtime.environment import known_secrets, secret_names
 from infraveil.store.db import InstanceRow
 from infraveil.store.logs import LogFiles
 
@@ -46,6 +48,8 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "release": "the version of the release it runs, or null (it runs its manifest entry)",
         "deploying": "the phase of a deploy under way (verifying, preflight, starting,"
         " soaking, watching, rolling_back), or null",
+        "root_by_default": "true when it runs as root only because the agent does and it sets"
+        " no `user` (`status` and `check` warn: give it one)",
     },
     "Health": {
         "checks": "the live instance's probes by phase (startup, ready, health): {target,"
@@ -144,7 +148,9 @@ SCHEMAS: dict[str, dict[str, str]] = {
 
 
 def service_status(view: ServiceView, now_mono: float | None = None) -> dict[str, Any]:
+    """The status row; what the record says in words may quote a secret, which is masked."""
     record = view.record
+    mask = known_secrets().text
     now_mono = time.monotonic() if now_mono is None else now_mono
     retry_in = None
     if record.retry_at is not None:
@@ -159,28 +165,39 @@ def service_status(view: ServiceView, now_mono: float | None = None) -> dict[str
         "restarts": record.restarts,
         "last_exit": record.last_exit.as_dict() if record.last_exit else None,
         "oom_killed": record.oom_killed,
-        "reason": record.reason,
+        "reason": mask(record.reason),
         "waiting_for": list(record.waiting_for),
         "retry_in": retry_in,
         "memory": view.rss,
         "peak_memory": view.peak_rss,
-        "degraded": record.degraded or None,
+        "degraded": mask(record.degraded) or None,
         "halted": record.state is State.FAILED,
         "memory_limit": view.memory_limit,
         "diagnosis": record.diagnosis or None,
         "release": view.release,
         "deploying": view.deploying or None,
+        "root_by_default": root_by_default(view.spec),
     }
+
+
+def root_by_default(spec: ServiceSpec) -> bool:
+    """It runs as root because the agent does, not because its manifest entry asks to."""
+    return spec.user is None and os.geteuid() == 0
 
 
 def health(view: ServiceView) -> dict[str, Any]:
-    """How the service's health is watched and what the checks of its live instance found."""
-    return {
-        "checks": history_json(view.checks),
-        "startup_deadline": view.deadline or None,
-        "memory_enforced_by": view.memory_enforced_by or None,
-        "notify_status": view.notify_status or None,
-    }
+    """How the service's health is watched and what the checks of its live instance found.
+
+    Masked: a probe's detail quotes what an exec check printed, and STATUS= is the service's.
+    """
+    return _masked(
+        {
+            "checks": history_json(view.checks),
+            "startup_deadline": view.deadline or None,
+            "memory_enforced_by": view.memory_enforced_by or None,
+            "notify_status": view.notify_status or None,
+        }
+    )
 
 
 def check_json(check: CheckSpec | None) -> dict[str, Any] | None:
@@ -197,11 +214,14 @@ def check_json(check: CheckSpec | None) -> dict[str, Any] | None:
 
 
 def spec_json(spec: ServiceSpec) -> dict[str, Any]:
+    """The manifest entry, with its secret env values masked (the process has the real ones)."""
+    masker = known_secrets()
     return {
-        "command": list(spec.command),
+        "command": [masker.text(word) for word in spec.command],
         "cwd": spec.cwd,
-        "env": dict(spec.env),
+        "env": masker.env(spec.env, secret_names(spec)),
         "env_file": spec.env_file,
+        "secrets": spec.secrets,
         "user": spec.user,
         "port": spec.port,
         "depends_on": list(spec.depends_on),
@@ -228,6 +248,10 @@ def agent_info(snapshot: Snapshot, version: str) -> dict[str, Any]:
 
 def why_of_instance(name: str, row: InstanceRow) -> dict[str, Any]:
     """The diagnosis of one instance, or what it was if it did not fail."""
+    return _masked(_why_of_instance(name, row))
+
+
+def _why_of_instance(name: str, row: InstanceRow) -> dict[str, Any]:
     base = {"service": name, "instance": row.number}
     if row.diagnosis is not None:
         return {**base, "healthy": False, **row.diagnosis}
@@ -244,7 +268,21 @@ def why_now(
     view: ServiceView, snapshot: Snapshot, instances: list[InstanceRow], logs: LogFiles
 ) -> dict[str, Any]:
     """The latest failure while the service is failing, the live problem while it runs but is
-    not ready or is degraded, else "healthy" with the last failure it had, if any."""
+    not ready or is degraded, else "healthy" with the last failure it had, if any.
+
+    Masked like everything shown: a live diagnosis quotes log lines that were never stored.
+    """
+    return _masked(_why_now(view, snapshot, instances, logs))
+
+
+def _masked(data: dict[str, Any]) -> dict[str, Any]:
+    masked: dict[str, Any] = known_secrets().json(data)
+    return masked
+
+
+def _why_now(
+    view: ServiceView, snapshot: Snapshot, instances: list[InstanceRow], logs: LogFiles
+) -> dict[str, Any]:
     record = view.record
     name = record.name
     latest = next((i for i in instances if i.diagnosis is not None), None)

@@ -107,6 +107,37 @@ def render_status(out: Console, services: Sequence[Mapping[str, Any]]) -> None:
     out.print(table)
 
 
+def root_warnings(names: Sequence[str]) -> list[dict[str, str]]:
+    """One warning per service that runs as root only because the agent does (`-o json`)."""
+    return [
+        {
+            "service": name,
+            "warning": "runs_as_root",
+            "message": "runs as root, because the agent does and it sets no `user`",
+            "fix": f'set user = "..." in [services.{name}]: an account that owns only what'
+            " the service writes",
+        }
+        for name in names
+    ]
+
+
+def render_root_warning(out: Console, names: Sequence[str]) -> None:
+    """One line naming every service that runs as root only because the agent does."""
+    if names:
+        say(out, Text(root_warning_line(names), "yellow"))
+
+
+def root_warning_line(names: Sequence[str]) -> str:
+    if len(names) == 1:
+        who, where = f"{names[0]} runs", f"[services.{names[0]}]"
+    else:
+        who, where = f"{', '.join(names)} run", "each one's [services.NAME] table"
+    return (
+        f"warning: {who} as root (the agent runs as root and no `user` is set);"
+        f' set user = "..." in {where}'
+    )
+
+
 def _reason_cell(s: Mapping[str, Any]) -> str:
     """The reason, led by the failure's category while the service is not running well."""
     reason = str(s.get("reason") or "")
@@ -154,7 +185,7 @@ def render_describe(out: Console, data: Mapping[str, Any]) -> None:
     out.print(Text("Spec:", "bold"))
     out.print(f"  command:      {' '.join(spec['command'])}")
     out.print(f"  cwd:          {spec['cwd']}")
-    for key in ("env_file", "user", "port"):
+    for key in ("env_file", "secrets", "user", "port"):
         if spec.get(key) is not None:
             out.print(f"  {key + ':':<14}{spec[key]}")
     if spec.get("depends_on"):

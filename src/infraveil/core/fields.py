@@ -404,8 +404,11 @@ SERVICE_FIELDS: tuple[Field, ...] = (
         type="string or integer",
         default="the agent's user",
         description=(
-            "The user to run the service as, by name or numeric uid. The agent must be able to"
-            " switch to it (usually: run as root)."
+            "The user to run the service as, by name or numeric uid. Before the command runs,"
+            " the agent switches to that user and all its groups (supplementary ones included)"
+            " and sets `HOME`, `USER` and `LOGNAME`; it must be able to (usually: it runs as"
+            " root). When the agent runs as root, a service with no `user` runs as root too,"
+            " and `infraveil check` and `infraveil status` warn about it."
         ),
         example='user = "postgres"',
         parse=_parse_user,
@@ -527,5 +530,22 @@ SERVICE_FIELDS: tuple[Field, ...] = (
         ),
         example='watch = "5m"',
         parse=_parse_watch,
+    ),
+    Field(
+        name="secrets",
+        type="string (path)",
+        default="none",
+        description=(
+            "A file of `KEY=VALUE` lines, like `env_file`, whose values are secrets: they are"
+            " masked (`***`) in `describe`, `status`, events, diagnoses and the API, whatever"
+            " the variable is called, and so is any occurrence of them in a message. It is read"
+            " at every start, relative to the manifest's directory, and wins over `env` and"
+            " `env_file`. The service itself gets the real values. Keep it out of version"
+            " control and readable by the agent's user only (`chmod 600`); `infraveil check`"
+            " warns when others can read it. Variables whose names look secret (`*PASSWORD*`,"
+            " `*SECRET*`, `*TOKEN*`, `*KEY*`, ...) are masked wherever they come from."
+        ),
+        example='secrets = "/etc/infraveil/api.secrets"',
+        parse=_path_parser("secrets", "api.secrets"),
     ),
 )

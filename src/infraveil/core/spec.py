@@ -31,6 +31,9 @@ class ServiceSpec:
     env: Mapping[str, str] = field(default_factory=_empty_env)
     env_file: str | None = None
     """Absolute path of a KEY=VALUE file read at every start; `env` wins over it."""
+    secrets: str | None = None
+    """Absolute path of a KEY=VALUE file read at every start, like `env_file`, whose values are
+    secret whatever their names (masked wherever infraveil shows them); it wins over `env`."""
     required_env: tuple[str, ...] = ()
     """Variables that must be set and non-empty in the service's environment (preflight)."""
     user: str | None = None

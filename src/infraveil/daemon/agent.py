@@ -9,6 +9,7 @@ immutable `Snapshot`s, built on the first read after a change.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import resource
 import signal
@@ -45,7 +46,7 @@ from infraveil.runtime.cgroups import Cgroups
 from infraveil.runtime.lock import AgentLock
 from infraveil.runtime.payloads import PayloadStore
 from infraveil.runtime.procfs import rss_by_group
-from infraveil.store.db import EventRow, Store
+from infraveil.store.db import EventRow, Store, StoreWriteError
 from infraveil.store.logs import LogFiles
 
 
@@ -61,6 +62,8 @@ YIELD_EVERY = 0.005
 """Seconds of work on queued inputs after which the agent lets the event loop run."""
 WATCHDOG_SAMPLE_EVERY = 1.0
 """Seconds between samples of the services whose memory limit the RSS watchdog enforces."""
+ROOM_NEEDED = 64 * 1024
+"""Bytes the agent must be able to write into its state directory to start."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,8 @@ class Snapshot:
     starting: bool = False
     """Still going through the services to start them (at agent start)."""
     probes: ProbeStats | None = None
+    store_error: str = ""
+    """Why the store cannot be written now ("" while it can): the services run on regardless."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,8 @@ class DeployCommand:
 @dataclass(frozen=True)
 class Shutdown:
     force: bool = False
+    keep_services: bool = False
+    """Exit and leave every service running (an upgrade): the next agent adopts them."""
 
 
 @dataclass(frozen=True)
@@ -163,6 +170,9 @@ class Agent:
     _changed: asyncio.Event = field(init=False)
     _watchers: set[asyncio.Queue[EventRow | None]] = field(init=False, default_factory=set)
     _stopping: bool = field(init=False, default=False)
+    _leaving: bool = field(init=False, default=False)
+    _store_error: str = field(init=False, default="")
+    """The store error last reported (an event is recorded when it changes)."""
     _started_wall: float = field(init=False, default_factory=time.time)
     _views: dict[str, ServiceView] = field(init=False, default_factory=dict)
     _to_start: list[tuple[str, bool]] = field(init=False, default_factory=list)
@@ -240,7 +250,8 @@ class Agent:
                 asyncio.create_task(self._tick(POLL_EVERY, InputsTick)),
             ]
             await self._consume()
-            self.supervisor.emit(None, "normal", "AgentStopped", "every service stopped")
+            if not self._leaving:
+                self.supervisor.emit(None, "normal", "AgentStopped", "every service stopped")
         finally:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
@@ -309,50 +320,15 @@ class Agent:
         since_yield = loop.time()
         while True:
             item = await self._queue.get()
-            match item:
-                case StartNext():
-                    self._start_next()
-                case ExitObserved():
-                    self.supervisor.exited(item)
-                case ProbeDone():
-                    self.supervisor.probe_done(item)
-                case NotifyReceived():
-                    self.supervisor.notified(item)
-                case TimerDue():
-                    self.supervisor.timer_due(item)
-                case Command(service=name, event=event, reply=reply):
-                    if name not in self.supervisor.records:
-                        reply.set_exception(UnknownServiceError(name, list(self.manifest.services)))
-                    elif (busy := self._busy(name)) is not None:
-                        reply.set_result(busy)
-                    elif isinstance(event, HoldRequested):
-                        reply.set_result(self.supervisor.hold(name))
-                    else:
-                        self.supervisor.release(name)  # any request ends a hold
-                        reply.set_result(self.supervisor.handle(name, event))
-                case DeployCommand(request=request, reply=reply):
-                    try:
-                        reply.set_result(self.deploys.request(request))
-                    except InfraveilError as e:
-                        reply.set_exception(e)
-                case VerifyDone():
-                    self.deploys.verified(item)
-                case GateTimerDue():
-                    self.deploys.timer_due(item)
-                case MemorySampled(rss_by_pid=rss, everyone=everyone):
-                    self.supervisor.memory_sampled(rss, everyone=everyone)
-                case InputsTick():
-                    self.supervisor.inputs_tick()
-                case Shutdown(force=force):
-                    if not self._stopping:
-                        self._stopping = True
-                        self.deploys.freeze()  # a gate ends when the next agent starts
-                        self.supervisor.emit(
-                            None, "normal", "ShuttingDown", "stopping every service"
-                        )
-                    elif force:
-                        self.supervisor.kill_all()
-            self.deploys.flush()  # the gates hear what the lifecycle steps just did
+            try:
+                self._dispatch(item)
+                self.deploys.flush()  # the gates hear what the lifecycle steps just did
+            except (OSError, StoreWriteError) as e:
+                self._report_trouble(item, e)
+            self._watch_store()
+            if self._leaving:
+                self._publish()
+                return
             if self._stopping and self._advance_shutdown():
                 self._publish()
                 return
@@ -363,6 +339,111 @@ class Agent:
                 # a long batch: let timers, I/O and API requests in
                 await asyncio.sleep(0)
                 since_yield = loop.time()
+
+    def _dispatch(self, item: object) -> None:
+        match item:
+            case StartNext():
+                self._start_next()
+            case ExitObserved():
+                self.supervisor.exited(item)
+            case ProbeDone():
+                self.supervisor.probe_done(item)
+            case NotifyReceived():
+                self.supervisor.notified(item)
+            case TimerDue():
+                self.supervisor.timer_due(item)
+            case Command(service=name, event=event, reply=reply):
+                if name not in self.supervisor.records:
+                    reply.set_exception(UnknownServiceError(name, list(self.manifest.services)))
+                elif (busy := self._busy(name)) is not None:
+                    reply.set_result(busy)
+                elif isinstance(event, HoldRequested):
+                    reply.set_result(self.supervisor.hold(name))
+                else:
+                    self.supervisor.release(name)  # any request ends a hold
+                    reply.set_result(self.supervisor.handle(name, event))
+            case DeployCommand(request=request, reply=reply):
+                try:
+                    reply.set_result(self.deploys.request(request))
+                except InfraveilError as e:
+                    reply.set_exception(e)
+            case VerifyDone():
+                self.deploys.verified(item)
+            case GateTimerDue():
+                self.deploys.timer_due(item)
+            case MemorySampled(rss_by_pid=rss, everyone=everyone):
+                self.supervisor.memory_sampled(rss, everyone=everyone)
+            case InputsTick():
+                self.store.retry()  # a quiet agent notices too that there is room again
+                self.supervisor.inputs_tick()
+            case Shutdown(keep_services=True):
+                self._leave()
+            case Shutdown(force=force):
+                if not self._stopping:
+                    self._stopping = True
+                    self.deploys.freeze()  # a gate ends when the next agent starts
+                    self.supervisor.emit(None, "normal", "ShuttingDown", "stopping every service")
+                elif force:
+                    self.supervisor.kill_all()
+
+    def _leave(self) -> None:
+        """Exit without stopping anything: the services go on writing into their FIFOs (they
+        hold them open read-write, so no write fails while no agent reads), and the next
+        agent adopts them from their instance records. This is how the agent is upgraded."""
+        self._leaving = True
+        self._to_start.clear()
+        self.deploys.freeze()  # a gate ends when the next agent starts
+        running = sorted(self.supervisor.live)
+        names = ", ".join(running) if running else "none"
+        self.supervisor.emit(
+            None,
+            "normal",
+            "AgentLeaving",
+            f"exiting and leaving {len(running)} services running for the next agent: {names}",
+        )
+
+    def _watch_store(self) -> None:
+        """Report the store becoming unwritable (and writable again) once, as it happens."""
+        error = self.store.error
+        if error == self._store_error:
+            return
+        self._store_error = error
+        if error:
+            self.supervisor.emit(
+                None,
+                "warning",
+                "StoreError",
+                f"{error}; every service keeps running, and what the agent records waits in"
+                " memory until it can be written",
+            )
+        else:
+            lost = self.store.lost
+            self.supervisor.emit(
+                None,
+                "normal",
+                "StoreRecovered",
+                f"store: {self.store.path} can be written again; what waited in memory is written"
+                + (f", but for the {lost} oldest records, which were lost" if lost else ""),
+            )
+        self._publish()
+
+    def _report_trouble(self, item: object, e: OSError | StoreWriteError) -> None:
+        """A disk that fails under the agent (a full disk, an I/O error) must not end it: its
+        services matter more than one of its records or log lines."""
+        what = str(e)
+        if isinstance(e, OSError):  # `PATH: No space left on device`, as far as it says
+            what = f"{e.filename}: {e.strerror}" if e.filename else (e.strerror or what)
+        if isinstance(item, Command | DeployCommand) and not item.reply.done():
+            item.reply.set_exception(StateDirError(what, hint="the agent goes on; try again"))
+        try:
+            self.supervisor.emit(
+                None,
+                "warning",
+                "AgentError",
+                f"could not handle {type(item).__name__}: {what}; the agent goes on",
+            )
+        except OSError:  # (the emit itself reaches the agent's own log, on the same disk)
+            pass
 
     def _busy(self, name: str) -> str | None:
         """Why a person may not start, stop or restart `name` now (None: they may)."""
@@ -439,8 +520,9 @@ class Agent:
         self._queue.put_nowait(DeployCommand(request, reply))
         return await reply
 
-    def shutdown(self) -> None:
-        self._queue.put_nowait(Shutdown())
+    def shutdown(self, *, keep_services: bool = False) -> None:
+        """Stop every service, then exit; or (keep_services) exit and leave them running."""
+        self._queue.put_nowait(Shutdown(keep_services=keep_services))
 
     async def wait_until(self, done: Callable[[Snapshot], bool], timeout: float) -> bool:
         """Wait for a published snapshot for which `done` holds; False on timeout."""
@@ -475,7 +557,10 @@ class Agent:
                 self._watchers.discard(watcher)
                 watcher.get_nowait()  # make room for the end-of-stream marker
                 watcher.put_nowait(None)
-        self.on_event(row)
+        try:
+            self.on_event(row)
+        except OSError:  # the agent's own log, on a full disk: the event is in the store
+            pass
 
     @property
     def snapshot(self) -> Snapshot:
@@ -521,6 +606,7 @@ class Agent:
             cgroups=cgroups_text,
             starting=bool(self._to_start),
             probes=replace(sup.prober.stats),  # a copy: the prober's own keeps counting
+            store_error=self._store_error,
         )
 
     def _view(self, name: str) -> ServiceView:
@@ -570,11 +656,31 @@ def prepare_state_dir(state_dir: Path) -> None:
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         for sub in ("run", "logs"):
             (state_dir / sub).mkdir(mode=0o700, exist_ok=True)
-        probe = state_dir / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
     except OSError as e:
         raise StateDirError(
-            f"cannot use state directory {state_dir}: {e.strerror}",
+            f"cannot use state directory {state_dir}: cannot create {e.filename}: {e.strerror}",
             hint="choose a writable --state-dir (or INFRAVEIL_STATE_DIR)",
         ) from e
+    # An empty file can be created on a full disk: write some real bytes, as the store will.
+    probe = state_dir / ".write-test"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            left = ROOM_NEEDED
+            while left > 0:  # (a nearly full disk takes part of a write: the next one fails)
+                left -= os.write(fd, bytes(left))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        full = e.errno in (errno.ENOSPC, errno.EDQUOT)
+        raise StateDirError(
+            f"cannot use state directory {state_dir}: cannot write {probe}: {e.strerror}",
+            hint=("free some space there" if full else "make it writable for the agent's user")
+            + ", or choose another --state-dir (or INFRAVEIL_STATE_DIR)",
+        ) from e
+    finally:
+        try:
+            probe.unlink(missing_ok=True)
+        except OSError:  # (a read-only state dir: its error is the one to report)
+            pass

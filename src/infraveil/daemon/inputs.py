@@ -1,10 +1,10 @@
 """What a halted service depends on, watched so that it is retried when that changes.
 
 A service halted after the same failure three times will fail the same way until something
-changes: its manifest entry, its env file, its command (a script replaced by a deploy), or a
-file its failure names ("No such file or directory: '/etc/app/config.yml'"). These are few
-paths, for few services, so they are polled (a stat each, every couple of seconds, only while
-a service is halted) rather than watched with inotify, which needs a thread or a third-party
+changes: its manifest entry, its env file or secrets file, its command (a script replaced by a
+deploy), or a file its failure names ("No such file or directory: '/etc/app/config.yml'"). These
+are few paths, for few services, so they are polled (a stat each, every couple of seconds, only
+while a service is halted) rather than watched with inotify, which needs a thread or a third-party
 module and misses files that do not exist yet.
 
 The working directory itself is not watched: other programs write there all the time. And a
@@ -48,8 +48,9 @@ def fingerprint(path: str) -> Fingerprint:
 def inputs_of(spec: ServiceSpec, manifest_path: str, failure: str) -> list[str]:
     """The paths whose change may make a halted service start: see the module docstring."""
     paths = [manifest_path]
-    if spec.env_file is not None:
-        paths.append(spec.env_file)
+    for path in (spec.env_file, spec.secrets):  # (absolute: the parser made them so)
+        if path is not None:
+            paths.append(path)
     program = spec.command[0]
     if "/" in program:
         paths.append(os.path.normpath(os.path.join(spec.cwd, program)))

@@ -82,9 +82,9 @@ from infraveil.daemon.probing import (
     needs_notify,
     probe_states,
 )
-from infraveil.runtime.capture import FifoReader
+from infraveil.runtime.capture import FifoReader, Spool
 from infraveil.runtime.cgroups import CgroupError, Cgroups, InstanceCgroup, KernelLog
-from infraveil.runtime.environment import service_env
+from infraveil.runtime.environment import known_secrets, remember_secrets_of, service_env
 from infraveil.runtime.manifest_file import load_manifest
 from infraveil.runtime.notify import NotifySocket
 from infraveil.runtime.preflight import preflight
@@ -101,10 +101,12 @@ from infraveil.runtime.processes import (
 )
 from infraveil.runtime.procfs import process_start_time
 from infraveil.store.db import EventRow, InstanceRow, Store
-from infraveil.store.logs import InstanceLog, LogFiles
+from infraveil.store.logs import InstanceLog, LogFiles, restore_position
 
 HOLD_COMMAND = (sys.executable, "-c", "import signal; signal.pause()")
 """What a held service runs: a process that waits, in the service's place, until stopped."""
+REMOVED_STOP_TIMEOUT = 10.0
+"""Seconds between SIGTERM and SIGKILL for an instance whose service left the manifest."""
 
 
 class PreflightFailed(Exception):
@@ -189,6 +191,8 @@ class Supervisor:
     _manifest_mtime: int | None = field(init=False, default=None)
     _startup_last: dict[str, str] = field(init=False, default_factory=dict)
     """What each service's startup check said when its last startup deadline passed."""
+    _leftover_fifos: dict[str, list[str]] | None = field(init=False, default=None)
+    """FIFOs found in the run directory at the agent's start, by service, not yet looked at."""
     held: dict[str, ServiceSpec] = field(init=False, default_factory=dict)
     """Services held by `debug --hold`, with the spec they run with otherwise."""
     released: dict[str, ServiceSpec] = field(init=False, default_factory=dict)
@@ -197,6 +201,8 @@ class Supervisor:
     fast_startup: set[str] = field(init=False, default_factory=set)
     """Services whose next instances probe their startup fast (a release in the deploy gate)."""
     on_step: Callable[[str, ServiceRecord, ServiceRecord, tuple[object, ...]], None] | None = None
+    _logs_error: str = field(init=False, default="")
+    """The log write error last reported (an event is recorded when it changes)."""
     """Told of every step of a service's lifecycle (the deploy gates watch their releases)."""
 
     def __post_init__(self) -> None:
@@ -211,6 +217,8 @@ class Supervisor:
         )
         self.inputs = InputWatch()
         self.kernel_log = KernelLog()
+        for spec in self.manifest.services.values():  # (adopted instances speak before a spawn)
+            remember_secrets_of(spec, self.base_env)
 
     # ── input ────────────────────────────────────────────────────────────────────────────
 
@@ -228,7 +236,10 @@ class Supervisor:
                     if service == name and ev is event:
                         refused = action.reason
                     continue
-                follow = self._execute(service, action)
+                # an event about an instance (its exit, a timer of its) is recorded with that
+                # instance, even when the same step already numbered the next one
+                about: int | None = getattr(ev, "instance", None)
+                follow = self._execute(service, action, about)
                 if follow is not None:
                     work.append((service, follow))
             after = self.records[service]
@@ -239,6 +250,7 @@ class Supervisor:
                 if before.ready != after.ready:
                     work.extend(self._dependants_changed(service))
                 self.store.save_record(service, _record_json(after))
+        self._watch_logs()  # (a start or an exit marker may have found the disk full)
         return refused
 
     def _state_changed(self, name: str, before: ServiceRecord, after: ServiceRecord) -> None:
@@ -284,6 +296,7 @@ class Supervisor:
         signal_group(live.pid, signal.SIGKILL)
         live.reader.close()
         _unlink(live.fifo)
+        _unlink(_spool_path(live.fifo))
         if live.cgroup is not None and not live.cgroup.remove():
             self.loop.call_later(1.0, _remove_later, live.cgroup)
         ran = format_duration(wall - live.started_wall)
@@ -327,14 +340,20 @@ class Supervisor:
             )
             verdict = self._diagnose(name, live.number, facts)
         exited = ProcessExited(
-            live.number, status, live.log.last_line, oom=oom, memory=memory, verdict=verdict
+            live.number,
+            status,
+            known_secrets().text(live.log.last_line),  # it becomes the reason, events, a deploy's
+            oom=oom,
+            memory=memory,
+            verdict=verdict,
         )
         self.handle(name, exited)
 
     def _diagnose(self, name: str, number: int, facts: Facts) -> Verdict:
         """Run the engine on an instance's failure and keep the answer with the instance."""
         diagnosis = diagnose(facts)
-        self.store.set_diagnosis(name, number, diagnosis.as_dict())
+        # its evidence quotes the service's own words, which may hold a secret value
+        self.store.set_diagnosis(name, number, known_secrets().json(diagnosis.as_dict()))
         return diagnosis.verdict
 
     def adopt(self, row: InstanceRow, saved: ServiceRecord | None) -> bool:
@@ -346,6 +365,9 @@ class Supervisor:
         name = row.service
         alive = row.pid is not None and _same_process(row.pid, row.proc_start)
         wall = time.time()
+        if alive and name not in self.records:
+            self._stop_removed(row)
+            return False
         if not alive or name not in self.records or row.pid is None:
             status = ExitStatus(unknown=True)
             self.store.end_instance(name, row.number, ended=wall, exit=status, peak_rss=None)
@@ -357,19 +379,34 @@ class Supervisor:
                 instance=row.number,
             )
             self.changed.add(name)
+            self._mark_ended(name, row.number, f"instance {row.number} {status.describe()}", wall)
+            if name in self.records:
+                # what is left of its group (a child that outlived it) goes, as after any exit
+                self._end_leftovers(name)
             if name in self.records and saved is not None:
                 # (the instance counter already stands at the newest number in the store)
+                # it ended while no agent watched: the agent's start brings it back, a restart
                 self.records[name] = replace(
                     self.records[name],
-                    restarts=saved.restarts,
+                    restarts=saved.restarts + 1,
                     failures=saved.failures,
                     last_exit=status,
                 )
             return False
         fifo = str(self.run_dir / f"{name}.{row.number}.pipe")
-        log = self.logs.open(name, row.number)
-        log.mark(f"instance {row.number} adopted by a new agent (pid {os.getpid()})", wall)
-        reader = FifoReader(self.loop, open_fifo_reader(fifo), lambda d: log.write(d, time.time()))
+        spool = _open_spool(fifo)
+        log = self._log_with_spool(name, row.number, spool, wall)
+        # (after the line the service may be in the middle of: this log goes on with it)
+        log.mark(
+            f"instance {row.number} adopted by a new agent (pid {os.getpid()})", wall, cut=False
+        )
+        reader = FifoReader(
+            self.loop,
+            open_fifo_reader(fifo),
+            lambda d: self._output(log, d),
+            spool,
+            log.position,
+        )
         cgroup = None
         if row.cgroup is not None and self.cgroups is not None:
             cgroup = self.cgroups.open(row.cgroup)
@@ -411,6 +448,7 @@ class Supervisor:
                 self.emit(name, "warning", "NotifyLost", f"cannot bind {row.notify} again: {e}")
         spec = self.manifest.services[name]
         self.prober.start(name, row.number, row.pid, spec, running=True, notify=notify)
+        self._end_leftovers(name)
         self.changed.add(name)
         self.emit(
             name,
@@ -419,7 +457,32 @@ class Supervisor:
             f"instance {row.number} (pid {row.pid}) kept running",
             instance=row.number,
         )
+        self._watch_logs()
         return True
+
+    def _stop_removed(self, row: InstanceRow) -> None:
+        """Stop a running instance whose service left the manifest while no agent ran.
+
+        Nothing would ever supervise or stop it, and were the service put back, a second copy
+        would start beside it. Its group gets SIGTERM now and SIGKILL after the default stop
+        timeout if it is still that process (its manifest entry, with its own stop signal and
+        timeout, is gone).
+        """
+        assert row.pid is not None
+        signal_group(row.pid, signal.SIGTERM)
+        self.loop.call_later(REMOVED_STOP_TIMEOUT, _kill_if_same, row.pid, row.proc_start)
+        status = ExitStatus(unknown=True)
+        self.store.end_instance(
+            row.service, row.number, ended=time.time(), exit=status, peak_rss=None
+        )
+        self.emit(
+            row.service,
+            "warning",
+            "Removed",
+            f"instance {row.number} (pid {row.pid}) still ran, but {row.service} is no longer in"
+            f" the manifest: sent SIGTERM; SIGKILL in {format_duration(REMOVED_STOP_TIMEOUT)}",
+            instance=row.number,
+        )
 
     def memory_sampled(self, rss_by_pid: Mapping[int, int], *, everyone: bool) -> None:
         """Record memory samples; the watchdog kills an instance over its limit.
@@ -532,7 +595,12 @@ class Supervisor:
             self.handle(message.service, ReadinessChanged(message.instance, True, detail))
 
     def inputs_tick(self) -> None:
-        """Retry halted services whose manifest entry or files changed."""
+        """Retry halted services whose manifest entry or files changed (and logs that could
+        not be written: a quiet service's log notices too that there is room again)."""
+        if self.logs.trouble.error:
+            for live in self.live.values():
+                live.log.retry(time.time())
+            self._watch_logs()
         if not self.inputs.watching:
             return
         now = time.monotonic()
@@ -625,7 +693,7 @@ class Supervisor:
 
     # ── actions ──────────────────────────────────────────────────────────────────────────
 
-    def _execute(self, name: str, action: object) -> Event | None:
+    def _execute(self, name: str, action: object, about: int | None = None) -> Event | None:
         match action:
             case Spawn(instance=n):
                 return self._spawn(name, n)
@@ -639,12 +707,71 @@ class Supervisor:
                 self.store.add_boot(name, n, seconds, time.time())
                 self._boot_history(name).append(seconds)
             case RecordFailure(instance=n, what=what):
-                self.store.set_failure(name, n, what)
+                self.store.set_failure(name, n, known_secrets().text(what))
             case CancelTimer(kind=kind):
                 self._cancel_timer(name, kind)
             case Emit(kind=kind, reason=reason, message=message):
-                self.emit(name, kind, reason, message, instance=self.records[name].instance)
+                number = self.records[name].instance if about is None else about
+                self.emit(name, kind, reason, message, instance=number)
         return None
+
+    def _output(self, log: InstanceLog, data: bytes) -> None:
+        log.write(data, time.time())
+        if self.logs.trouble.error != self._logs_error:
+            self._watch_logs()
+
+    def _watch_logs(self) -> None:
+        """Report log writes failing (and working again) once, as it happens: output that
+        cannot be written is dropped, never a reason to stop or to fail a service."""
+        trouble = self.logs.trouble
+        if trouble.error == self._logs_error:
+            return
+        self._logs_error = trouble.error
+        if trouble.error:
+            self.emit(
+                None,
+                "warning",
+                "LogWriteError",
+                f"{trouble.error}; {trouble.dropped} bytes of output dropped; every service"
+                " keeps running, and its output is dropped (and counted) until there is room",
+            )
+        else:
+            self.emit(
+                None,
+                "normal",
+                "LogsRecovered",
+                f"logs: {self.logs.root} can be written again; {trouble.dropped} bytes of"
+                " output were dropped meanwhile (a line in each log says where)",
+            )
+
+    def _mark_ended(self, name: str, number: int, text: str, wall: float) -> None:
+        """Mark the end of an instance that ended while no agent ran in its log, if it has
+        one: it ends the line that instance may have left unfinished."""
+        if name in self.records and number in self.logs.instances(name):
+            fifo = str(self.run_dir / f"{name}.{number}.pipe")
+            spool = _open_spool(fifo) if os.path.exists(_spool_path(fifo)) else None
+            log = self._log_with_spool(name, number, spool, wall)
+            if spool is not None:
+                spool.close()
+            log.mark(text, wall)
+            log.close(wall)
+
+    def _log_with_spool(
+        self, name: str, number: int, spool: Spool | None, wall: float
+    ) -> InstanceLog:
+        """The instance's log, with the chunk of output a killed agent left in its spool
+        written to it (again, from where the log stood before it: see runtime/capture.py)."""
+        pending = spool.pending() if spool is not None else None
+        if pending is not None:
+            restore_position(self.logs.path(name, number), pending[0])
+        log = self.logs.open(name, number)
+        if spool is not None and pending is not None:
+            log.write(pending[1], wall)
+            try:
+                spool.done()
+            except OSError:
+                pass
+        return log
 
     def emit(
         self, service: str | None, kind: str, reason: str, message: str, instance: int | None = None
@@ -655,7 +782,7 @@ class Supervisor:
             instance=instance,
             kind=kind,
             reason=reason,
-            message=message,
+            message=known_secrets().text(message),  # it may quote an env value or a log line
         )
         self.on_event(row)
         return row
@@ -666,7 +793,7 @@ class Supervisor:
         if due.event.kind is TimerKind.DEADLINE:
             said = self.startup_said(due.service)
             self._startup_last[due.service] = said
-            event = StartupTimedOut(due.event.instance, said)
+            event = StartupTimedOut(due.event.instance, known_secrets().text(said))
         self.handle(due.service, event)
 
     def startup_said(self, name: str) -> str:
@@ -698,6 +825,7 @@ class Supervisor:
             return {**self.base_env, **self.manifest.services[name].env}
 
     def _spawn(self, name: str, number: int) -> Event:
+        self._end_leftovers(name)
         spec = self.manifest.services[name]
         wall = time.time()
         log = self.logs.open(name, number)
@@ -721,13 +849,14 @@ class Supervisor:
             procs = cgroup.procs_file if cgroup is not None else None
             child = spawn(Launch(spec.command, spec.cwd, env, fifo, spec.user, procs))
         except (SpawnError, PreflightFailed) as e:
+            error = known_secrets().text(str(e))
             os.close(rfd)
             _unlink(fifo)
             if notify is not None:
                 notify.close()
             if cgroup is not None:
                 cgroup.remove()
-            log.mark(f"instance {number} could not start: {e}", wall)
+            log.mark(f"instance {number} could not start: {error}", wall)
             log.close(wall)
             self.store.add_instance(
                 name,
@@ -736,16 +865,22 @@ class Supervisor:
                 proc_start=None,
                 started=wall,
                 command=spec.command,
-                error=str(e),
+                error=error,
             )
             if isinstance(e, PreflightFailed):
                 facts = start_facts(spec, number=number, preflight=e.problems)
             else:
-                facts = start_facts(spec, number=number, spawn_error=str(e))
+                facts = start_facts(spec, number=number, spawn_error=error)
             verdict = self._diagnose(name, number, facts)
-            return SpawnFailed(number, str(e), e.deterministic, verdict)
+            return SpawnFailed(number, error, e.deterministic, verdict)
         pid = child.pid
-        reader = FifoReader(self.loop, rfd, lambda data: log.write(data, time.time()))
+        reader = FifoReader(
+            self.loop,
+            rfd,
+            lambda data: self._output(log, data),
+            _open_spool(fifo),
+            log.position,
+        )
         self.live[name] = LiveInstance(
             name,
             number,
@@ -775,6 +910,43 @@ class Supervisor:
         boots = self._boot_history(name)
         deadline = startup_deadline(boots, spec.startup_deadline)
         return Spawned(number, pid, deadline=deadline.seconds, typical_boot=typical_boot(boots))
+
+    def _end_leftovers(self, name: str) -> None:
+        """Kill what runs of `name` outside its live instance, once per agent, and drop the FIFOs.
+
+        Every instance holds its FIFO (`<run>/<name>.<n>.pipe`) open, and so does every process
+        it starts. A FIFO in the run directory that is not the live instance's is left by an
+        earlier agent: an instance that ended while no agent ran (nobody holds it, or a child
+        that outlived it does), or one that agent spawned and was killed before recording —
+        a process no store row knows. Its holders are killed before the service runs under
+        this agent: never two copies of one service. Holding the FIFO is the proof they are
+        ours (a pid or a process group alone could have been reused).
+        """
+        if self._leftover_fifos is None:
+            self._leftover_fifos = _fifos_by_service(self.run_dir)
+        paths = self._leftover_fifos.pop(name, [])
+        live = self.live.get(name)
+        for path in paths:
+            if live is not None and path == live.fifo:
+                continue
+            number = Path(path).name.rsplit(".", 2)[1]
+            row = self.store.instance(name, int(number))
+            if row is not None and row.ended is None and row.pid is not None:
+                # recorded as running: adopting it (or not) is `adopt`'s to decide; look again then
+                self._leftover_fifos.setdefault(name, []).append(path)
+                continue
+            killed = _kill_holders(path)
+            _unlink(path)
+            _unlink(_spool_path(path))
+            if killed:
+                self.emit(
+                    name,
+                    "warning",
+                    "LeftoverKilled",
+                    f"pid {', '.join(map(str, killed))} still ran for instance {number}, which"
+                    " no agent supervised (its agent died before it could record or stop it):"
+                    " killed, so that one copy of the service runs",
+                )
 
     def _cgroup_for(self, name: str, number: int, spec: ServiceSpec) -> InstanceCgroup | None:
         """A cgroup for an instance with a memory limit (None without one).
@@ -833,7 +1005,7 @@ class Supervisor:
         self._notify.clear()
         for live in self.live.values():
             live.reader.close()
-            live.log.close(time.time())
+            live.log.close(time.time(), ended=False)  # the next agent goes on with its log
         self.watcher.close()
 
 
@@ -875,10 +1047,99 @@ def _remove_later(cgroup: InstanceCgroup) -> None:
 
 
 def _same_process(pid: int, recorded_start: float | None) -> bool:
+    """`pid` is still the process started at `recorded_start`, and has not ended.
+
+    An instance that ended while no agent ran may still be a zombie (its new parent, init,
+    has not reaped it yet): it has its start time, but it is not running.
+    """
     started = process_start_time(pid)
     return (
-        started is not None and recorded_start is not None and abs(started - recorded_start) < 0.05
+        started is not None
+        and recorded_start is not None
+        and abs(started - recorded_start) < 0.05
+        and not _zombie(pid)
     )
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return True  # gone since we looked: as good as a zombie
+    return stat[stat.rfind(b")") + 2 :].split()[0] in (b"Z", b"X")
+
+
+def _fifos_by_service(run_dir: Path) -> dict[str, list[str]]:
+    """The instance FIFOs in the run directory (`<service>.<n>.pipe`), by service."""
+    found: dict[str, list[str]] = {}
+    try:
+        names = os.listdir(run_dir)
+    except FileNotFoundError:
+        return found
+    for entry in names:
+        parts = entry.rsplit(".", 2)
+        if len(parts) == 3 and parts[2] == "pipe" and parts[1].isdigit():
+            found.setdefault(parts[0], []).append(str(run_dir / entry))
+    return found
+
+
+def _kill_holders(fifo: str) -> list[int]:
+    """SIGKILL the process groups of the processes that hold `fifo` open; their pids."""
+    try:
+        # no reader: nobody holds it (each holder has it open read-write), no /proc walk needed
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC))
+    except OSError:
+        return []
+    try:
+        target = os.stat(fifo)
+    except OSError:
+        return []
+    holders = []
+    me = os.getpid()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            fds = os.listdir(f"/proc/{entry.name}/fd")
+        except OSError:  # gone, or not ours to look at
+            continue
+        for fd in fds:
+            try:
+                st = os.stat(f"/proc/{entry.name}/fd/{fd}")
+            except OSError:
+                continue
+            if st.st_ino == target.st_ino and st.st_dev == target.st_dev:
+                holders.append(int(entry.name))
+                break
+    for pid in holders:
+        try:
+            group = os.getpgid(pid)
+            if group != os.getpgrp():
+                os.killpg(group, signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return holders
+
+
+def _kill_if_same(pid: int, recorded_start: float | None) -> None:
+    if _same_process(pid, recorded_start):
+        signal_group(pid, signal.SIGKILL)
+
+
+def _spool_path(fifo: str) -> str:
+    """The spool beside an instance's FIFO: `<run>/<name>.<n>.spool`."""
+    return fifo.removesuffix(".pipe") + ".spool"
+
+
+def _open_spool(fifo: str) -> Spool | None:
+    """The instance's spool, or None where it cannot be made (a full disk): its output is then
+    read as it was before spools, and only a kill at the wrong instant could lose a chunk."""
+    try:
+        return Spool(_spool_path(fifo))
+    except OSError:
+        return None
 
 
 def _unlink(path: str) -> None:

@@ -5,13 +5,22 @@ Only the agent writes; every write is its own short transaction, so a killed age
 consistent database (SQLite's journal takes care of the rest). `synchronous=NORMAL` in WAL
 mode keeps a commit far under a millisecond: a crash of the *agent* loses nothing, and only a
 power loss can lose the last commits — an acceptable trade for a supervisor's bookkeeping.
+
+A running agent must outlive a store it cannot write (a full disk, an I/O error, a file made
+read-only): its services matter more than its bookkeeping. So a write is data (its SQL
+statements), run as one transaction; one that fails is rolled back and kept in memory, in
+order (at most `MAX_DEFERRED`), and written before the next write or at the next `retry()`;
+`error` says why meanwhile. Only the writes whose caller must know at once (a new release, a
+new deploy: a person's request) raise `StoreWriteError` instead.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +28,7 @@ from typing import Any
 
 from infraveil.core.errors import StateDirError
 from infraveil.core.exitstatus import ExitStatus
+from infraveil.core.units import format_bytes
 
 SCHEMA_VERSION = 4
 KEEP_EVENTS = 20_000
@@ -27,6 +37,18 @@ KEEP_BOOTS = 20
 KEEP_RELEASES = 5
 """Releases kept per service, besides the current and the known-good (never pruned)."""
 KEEP_DEPLOYS = 200
+MAX_DEFERRED = 10_000
+"""Writes kept in memory while the store cannot be written; beyond that the oldest are lost."""
+PRUNE_EVENTS_EVERY = 1000
+"""Event ids between two prunes of old events."""
+
+Statement = tuple[str, Sequence[Any] | Mapping[str, Any]]
+"""One SQL statement and its parameters; a write is a few of them, run as one transaction."""
+
+
+class StoreWriteError(StateDirError):
+    """The store could not be written (full disk, I/O error, read-only): nothing was changed."""
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -246,25 +268,107 @@ class Store:
                 self._db.execute(
                     "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
                 )
+            (last_event,) = self._db.execute(
+                "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),"
+                " coalesce((SELECT max(id) FROM events), 0))"
+            ).fetchone()
         except sqlite3.DatabaseError as e:
             raise StateDirError(
-                f"cannot use the store {path}: {e}",
+                f"cannot use the store {path}: {e}{_free_space(path)}",
                 hint="check the state directory's permissions and free space",
             ) from e
-        self._events_since_prune = 0
+        self._last_event_id: int = last_event
+        """Event ids are given here, not by SQLite, so that a kept event has its id at once."""
+        self._deferred: deque[tuple[Statement, ...]] = deque()
+        self.error = ""
+        """Why the store cannot be written now ("" while it can)."""
+        self.lost = 0
+        """Kept writes dropped because too many were waiting (since this store was opened)."""
 
     @contextmanager
     def _tx(self) -> Iterator[None]:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
+            self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            # A failed COMMIT (where WAL mode reports a full disk) leaves the transaction
+            # open, and SQLite may already have rolled back on its own: end it either way, or
+            # every later BEGIN fails and the connection is lost for good.
+            if self._db.in_transaction:
+                try:
+                    self._db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
             raise
-        self._db.execute("COMMIT")
 
     def close(self) -> None:
+        self.retry()  # a last chance for what was kept in memory
         self._db.close()
+
+    # ── writing, when the store may not be writable ──────────────────────────────────────
+
+    @property
+    def deferred(self) -> int:
+        """Writes kept in memory, waiting for the store to be writable again."""
+        return len(self._deferred)
+
+    def retry(self) -> bool:
+        """Write what was kept, oldest first; True when nothing is left waiting."""
+        while self._deferred:
+            try:
+                self._run(self._deferred[0])
+            except sqlite3.OperationalError as e:
+                self._failed(e)
+                return False
+            self._deferred.popleft()
+        self.error = ""
+        return True
+
+    def _write(self, *statements: Statement) -> None:
+        """Run one write now, or keep it for later if the store cannot be written; later
+        writes wait behind a kept one, so the store sees every write in its order."""
+        if self._deferred and not self.retry():
+            self._defer(statements)
+            return
+        try:
+            self._run(statements)
+        except sqlite3.OperationalError as e:
+            self._failed(e)
+            self._defer(statements)
+            return
+        self.error = ""
+
+    def _write_now(self, *statements: Statement) -> None:
+        """Run one write now, or raise StoreWriteError (for a request that depends on it)."""
+        if not self.retry():
+            raise self._write_error()
+        try:
+            self._run(statements)
+        except sqlite3.OperationalError as e:
+            self._failed(e)
+            raise self._write_error() from e
+        self.error = ""
+
+    def _run(self, statements: Sequence[Statement]) -> None:
+        with self._tx():
+            for sql, params in statements:
+                self._db.execute(sql, params)
+
+    def _defer(self, statements: tuple[Statement, ...]) -> None:
+        if len(self._deferred) >= MAX_DEFERRED:
+            self._deferred.popleft()
+            self.lost += 1
+        self._deferred.append(statements)
+
+    def _failed(self, e: sqlite3.OperationalError) -> None:
+        if not self.error:  # (the first words stay until it recovers: one report, not a stream)
+            self.error = f"store: cannot write {self.path}: {e}{_free_space(self.path)}"
+
+    def _write_error(self) -> StoreWriteError:
+        return StoreWriteError(
+            self.error, hint="free some space (or repair the disk) under the state directory"
+        )
 
     # ── instances ────────────────────────────────────────────────────────────────────────
 
@@ -282,8 +386,8 @@ class Store:
         cgroup: str | None = None,
         notify: str | None = None,
     ) -> None:
-        with self._tx():
-            self._db.execute(
+        self._write(
+            (
                 "INSERT OR REPLACE INTO instances (service, number, pid, proc_start, started,"
                 " command, error, ended, memory_limit, cgroup, notify)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -300,11 +404,12 @@ class Store:
                     cgroup,
                     notify,
                 ),
-            )
-            self._db.execute(
+            ),
+            (
                 "DELETE FROM instances WHERE service = ? AND number <= ?",
                 (service, number - KEEP_INSTANCES),
-            )
+            ),
+        )
 
     def end_instance(
         self,
@@ -317,8 +422,8 @@ class Store:
         oom: bool = False,
         probes: dict[str, Any] | None = None,
     ) -> None:
-        with self._tx():
-            self._db.execute(
+        self._write(
+            (
                 "UPDATE instances SET ended = :ended, exit_code = :code, signal = :signal,"
                 " core_dumped = :core, exit_unknown = :unknown, oom = :oom,"
                 " probes = coalesce(:probes, probes),"
@@ -338,22 +443,25 @@ class Store:
                     "number": number,
                 },
             )
+        )
 
     def set_failure(self, service: str, number: int, failure: str) -> None:
         """Record why an ended instance failed (the lifecycle's words)."""
-        with self._tx():
-            self._db.execute(
+        self._write(
+            (
                 "UPDATE instances SET failure = ? WHERE service = ? AND number = ?",
                 (failure, service, number),
             )
+        )
 
     def set_diagnosis(self, service: str, number: int, diagnosis: dict[str, Any]) -> None:
         """Record the diagnosis of an ended (or never started) instance."""
-        with self._tx():
-            self._db.execute(
+        self._write(
+            (
                 "UPDATE instances SET diagnosis = ? WHERE service = ? AND number = ?",
                 (json.dumps(diagnosis), service, number),
             )
+        )
 
     def instance(self, service: str, number: int) -> InstanceRow | None:
         row = self._db.execute(
@@ -387,15 +495,14 @@ class Store:
     # ── boots (to learn each service's startup deadline) ──────────────────────────────────
 
     def add_boot(self, service: str, instance: int, seconds: float, time: float) -> None:
-        with self._tx():
-            self._db.execute(
-                "INSERT INTO boots VALUES (?, ?, ?, ?)", (service, instance, seconds, time)
-            )
-            self._db.execute(
+        self._write(
+            ("INSERT INTO boots VALUES (?, ?, ?, ?)", (service, instance, seconds, time)),
+            (
                 "DELETE FROM boots WHERE service = ? AND rowid NOT IN (SELECT rowid FROM boots"
                 " WHERE service = ? ORDER BY time DESC LIMIT ?)",
                 (service, service, KEEP_BOOTS),
-            )
+            ),
+        )
 
     def boots(self, service: str) -> list[float]:
         """The durations of the service's recent boots, oldest first."""
@@ -417,18 +524,18 @@ class Store:
         reason: str,
         message: str,
     ) -> EventRow:
-        with self._tx():
-            cur = self._db.execute(
-                "INSERT INTO events (time, service, instance, kind, reason, message)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (time, service, instance, kind, reason, message),
-            )
-            event_id = cur.lastrowid
-            assert event_id is not None
-            self._events_since_prune += 1
-            if self._events_since_prune >= 1000:
-                self._events_since_prune = 0
-                self._db.execute("DELETE FROM events WHERE id <= ?", (event_id - KEEP_EVENTS,))
+        """Record an event; it has its id (and reaches followers) even if its write waits."""
+        self._last_event_id += 1
+        event_id = self._last_event_id
+        insert: Statement = (
+            "INSERT INTO events (id, time, service, instance, kind, reason, message)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (event_id, time, service, instance, kind, reason, message),
+        )
+        if event_id % PRUNE_EVENTS_EVERY == 0:
+            self._write(insert, ("DELETE FROM events WHERE id <= ?", (event_id - KEEP_EVENTS,)))
+        else:
+            self._write(insert)
         return EventRow(event_id, time, service, instance, kind, reason, message)
 
     def events(
@@ -449,10 +556,7 @@ class Store:
     # ── service records (for the agent that comes after this one) ──────────────────────────
 
     def save_record(self, name: str, record: dict[str, Any]) -> None:
-        with self._tx():
-            self._db.execute(
-                "INSERT OR REPLACE INTO services VALUES (?, ?)", (name, json.dumps(record))
-            )
+        self._write(("INSERT OR REPLACE INTO services VALUES (?, ?)", (name, json.dumps(record))))
 
     def records(self) -> dict[str, dict[str, Any]]:
         rows = self._db.execute("SELECT name, record FROM services").fetchall()
@@ -472,35 +576,34 @@ class Store:
         outcome: str = "",
         message: str = "",
     ) -> ReleaseRow:
-        """Record a new release (its version must be new for the service)."""
-        with self._tx():
-            serial = self._next_serial(service)
-            self._db.execute(
+        """Record a new release (its version must be new for the service).
+
+        Raises StoreWriteError if the store cannot be written: a release is a person's
+        request, and they must hear that it was not recorded.
+        """
+        self._write_now(
+            ("INSERT OR IGNORE INTO deployments (service) VALUES (?)", (service,)),
+            ("UPDATE deployments SET serial = serial + 1 WHERE service = ?", (service,)),
+            (
                 "INSERT INTO releases (service, version, serial, sha256, size, spec, created,"
-                " outcome, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " outcome, message) SELECT ?, ?, serial, ?, ?, ?, ?, ?, ? FROM deployments"
+                " WHERE service = ?",
                 (
                     service,
                     version,
-                    serial,
                     sha256,
                     size,
                     _canonical(spec),
                     created,
                     outcome,
                     message,
+                    service,
                 ),
-            )
+            ),
+        )
         found = self.release(service, version)
         assert found is not None
         return found
-
-    def _next_serial(self, service: str) -> int:
-        self._db.execute("INSERT OR IGNORE INTO deployments (service) VALUES (?)", (service,))
-        self._db.execute("UPDATE deployments SET serial = serial + 1 WHERE service = ?", (service,))
-        (serial,) = self._db.execute(
-            "SELECT serial FROM deployments WHERE service = ?", (service,)
-        ).fetchone()
-        return int(serial)
 
     def next_version(self, service: str) -> str:
         """The label of the service's next release when none is given: v1, v2, … (never reused,
@@ -536,8 +639,8 @@ class Store:
         message: str = "",
         diagnosis: dict[str, Any] | None = None,
     ) -> None:
-        with self._tx():
-            self._db.execute(
+        self._write(
+            (
                 "UPDATE releases SET outcome = ?, message = ?,"
                 " diagnosis = coalesce(?, diagnosis) WHERE service = ? AND version = ?",
                 (
@@ -548,6 +651,7 @@ class Store:
                     version,
                 ),
             )
+        )
 
     def pointers(self, service: str) -> tuple[str | None, str | None]:
         """(current, known-good) release versions of the service."""
@@ -560,25 +664,28 @@ class Store:
         self, service: str, *, current: str | None = None, known_good: str | None = None
     ) -> None:
         """Move the current and/or known-good pointer (None: leave it as it is)."""
-        with self._tx():
-            self._db.execute("INSERT OR IGNORE INTO deployments (service) VALUES (?)", (service,))
-            self._db.execute(
+        self._write(
+            ("INSERT OR IGNORE INTO deployments (service) VALUES (?)", (service,)),
+            (
                 "UPDATE deployments SET current = coalesce(?, current),"
                 " known_good = coalesce(?, known_good) WHERE service = ?",
                 (current, known_good, service),
-            )
+            ),
+        )
 
     def prune_releases(self, service: str, keep: int = KEEP_RELEASES) -> None:
         """Keep the newest `keep` releases, and always the current and the known-good."""
-        current, known_good = self.pointers(service)
-        with self._tx():
-            self._db.execute(
-                "DELETE FROM releases WHERE service = :s"
-                " AND version NOT IN (coalesce(:current, ''), coalesce(:good, ''))"
+        # (the pointers are read when the write runs: a kept write sees the ones set before it)
+        self._write(
+            (
+                "DELETE FROM releases WHERE service = :s AND version NOT IN"
+                " (SELECT coalesce(current, '') FROM deployments WHERE service = :s"
+                " UNION ALL SELECT coalesce(known_good, '') FROM deployments WHERE service = :s)"
                 " AND serial NOT IN (SELECT serial FROM releases WHERE service = :s"
                 " ORDER BY serial DESC LIMIT :keep)",
-                {"s": service, "current": current, "good": known_good, "keep": keep},
+                {"s": service, "keep": keep},
             )
+        )
 
     def payloads_in_use(self) -> set[str]:
         """The sha256 of every payload some kept release runs (the others may be removed)."""
@@ -588,15 +695,20 @@ class Store:
     def add_deploy(
         self, service: str, version: str, *, started: float, by: str, gate: dict[str, Any]
     ) -> int:
-        with self._tx():
-            cur = self._db.execute(
+        """Record a new deploy; its id. Raises StoreWriteError if the store cannot be written
+        (a deploy is a person's request: it does not begin)."""
+        self._write_now(
+            (
                 "INSERT INTO deploys (service, version, started, by, gate) VALUES (?, ?, ?, ?, ?)",
                 (service, version, started, by, json.dumps(gate)),
-            )
-            deploy_id = cur.lastrowid
-            assert deploy_id is not None
-            self._db.execute("DELETE FROM deploys WHERE id <= ?", (deploy_id - KEEP_DEPLOYS,))
-        return deploy_id
+            ),
+            (
+                "DELETE FROM deploys WHERE id <= (SELECT max(id) FROM deploys) - ?",
+                (KEEP_DEPLOYS,),
+            ),
+        )
+        (deploy_id,) = self._db.execute("SELECT max(id) FROM deploys").fetchone()
+        return int(deploy_id)
 
     def save_deploy(
         self,
@@ -607,12 +719,13 @@ class Store:
         sentence: str | None = None,
     ) -> None:
         """Save the gate after a step; `ended` once it is over, `sentence` once decided."""
-        with self._tx():
-            self._db.execute(
+        self._write(
+            (
                 "UPDATE deploys SET gate = ?, ended = coalesce(?, ended),"
                 " sentence = coalesce(?, sentence) WHERE id = ?",
                 (json.dumps(gate), ended, sentence, deploy_id),
             )
+        )
 
     def unfinished_deploys(self) -> list[DeployRow]:
         """Deploys whose gate was not over when the agent that ran them ended."""
@@ -634,6 +747,15 @@ _RELEASE_COLUMNS = (
     "service, version, serial, sha256, size, spec, created, outcome, message, diagnosis"
 )
 _DEPLOY_COLUMNS = "id, service, version, started, ended, by, gate, sentence"
+
+
+def _free_space(path: Path) -> str:
+    """How much room is left where the store lives, as a note for an error message."""
+    try:
+        st = os.statvfs(path.parent)
+    except OSError:
+        return ""
+    return f" ({format_bytes(st.f_bavail * st.f_frsize)} free on its filesystem)"
 
 
 def _canonical(data: dict[str, Any]) -> str:

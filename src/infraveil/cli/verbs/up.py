@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import select
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from infraveil.api.auth import TOKEN_FILE, ListenAddress, parse_listen
 from infraveil.api.client import Client
 from infraveil.cli.errors import FAILED
 from infraveil.cli.options import manifest_option, output_option, state_dir_option
@@ -27,6 +29,28 @@ AGENT_START_TIMEOUT = 30.0
 SETTLE_TIMEOUT = 30.0
 
 
+def _listen(ctx: click.Context, param: click.Parameter, value: str | None) -> ListenAddress | None:
+    if value is None or value == "":
+        return None
+    try:
+        return parse_listen(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def listen_option(f: click.decorators.FC) -> click.decorators.FC:
+    return click.option(
+        "--listen",
+        metavar="[HOST:]PORT",
+        envvar="INFRAVEIL_LISTEN",
+        callback=_listen,
+        help="Also serve the API over TCP (env: INFRAVEIL_LISTEN), on 127.0.0.1 unless HOST is "
+        "given. Every TCP request needs `Authorization: Bearer TOKEN`; the token is made on "
+        "first use and kept in STATE_DIR/api-token (0600). Port 0 picks a free port (see the "
+        "ApiListening event).",
+    )(f)
+
+
 @click.command()
 @manifest_option
 @state_dir_option
@@ -37,8 +61,11 @@ SETTLE_TIMEOUT = 30.0
     help="Run the agent in the background and return once every service has started "
     "(or failed to), showing their status.",
 )
+@listen_option
 @output_option
-def up(manifest: Path, state_dir: Path, detach: bool, output: str) -> None:
+def up(
+    manifest: Path, state_dir: Path, detach: bool, listen: ListenAddress | None, output: str
+) -> None:
     """Start the agent and every service of the manifest, dependencies first.
 
     With --detach it exits 0 when every service is up, 1 when some service is failing (the
@@ -56,7 +83,7 @@ def up(manifest: Path, state_dir: Path, detach: bool, output: str) -> None:
             hint="see `infraveil status`; `infraveil down` stops it",
         )
     if detach:
-        _detach(manifest, state_dir, output)
+        _detach(manifest, state_dir, output, listen)
         return
     out = console()
 
@@ -74,10 +101,11 @@ def up(manifest: Path, state_dir: Path, detach: bool, output: str) -> None:
 
     from infraveil.api.server import serve  # imported only where an agent runs: CLI calls stay fast
 
-    asyncio.run(Agent(loaded, state_dir, on_event=show, on_ready=ready, serve_api=serve).run())
+    serve_api = functools.partial(serve, listen=listen)
+    asyncio.run(Agent(loaded, state_dir, on_event=show, on_ready=ready, serve_api=serve_api).run())
 
 
-def _detach(manifest: Path, state_dir: Path, output: str) -> None:
+def _detach(manifest: Path, state_dir: Path, output: str, listen: ListenAddress | None) -> None:
     prepare_state_dir(state_dir)
     agent_log = state_dir / "agent.log"
     read_end, write_end = os.pipe()
@@ -94,6 +122,7 @@ def _detach(manifest: Path, state_dir: Path, output: str) -> None:
                 str(state_dir),
                 "--ready-fd",
                 str(write_end),
+                *(["--listen", str(listen)] if listen is not None else []),
             ],
             pass_fds=(write_end,),
             stdin=subprocess.DEVNULL,
@@ -114,7 +143,15 @@ def _detach(manifest: Path, state_dir: Path, output: str) -> None:
             "the agent did not start" + (f"; its last words:\n{tail}" if tail else ""),
             hint=f"the whole story is in {agent_log}",
         )
-    result = Client(state_dir).get("/v1/status", wait="settled", timeout=SETTLE_TIMEOUT)
+    client = Client(state_dir, unix_only=True)  # the agent it started, whatever INFRAVEIL_URL is
+    if listen is not None:
+        tcp = client.get("/v1/agent").get("tcp") or str(listen)
+        click.echo(
+            f"the API also listens on http://{tcp} (TCP): send `Authorization: Bearer TOKEN`"
+            f" with the token in {state_dir / TOKEN_FILE}",
+            err=True,
+        )
+    result = client.get("/v1/status", wait="settled", timeout=SETTLE_TIMEOUT)
     troubled = [s for s in result["services"] if s["state"] in ("backoff", "failed")]
     if output == "json":
         emit_json("status", result)
@@ -158,7 +195,10 @@ def _tail(path: Path, n: int) -> str:
 @manifest_option
 @state_dir_option
 @click.option("--ready-fd", type=int, default=None, help="Write `ready` (or the error) here.")
-def agent(manifest: Path, state_dir: Path, ready_fd: int | None) -> None:
+@listen_option
+def agent(
+    manifest: Path, state_dir: Path, ready_fd: int | None, listen: ListenAddress | None
+) -> None:
     """Run the agent in the foreground without a terminal (what `up --detach` starts)."""
 
     told = False
@@ -179,7 +219,11 @@ def agent(manifest: Path, state_dir: Path, ready_fd: int | None) -> None:
     try:
         loaded = load_manifest(manifest)
         agent = Agent(
-            loaded, state_dir, on_event=show, on_ready=lambda: tell("ready"), serve_api=serve
+            loaded,
+            state_dir,
+            on_event=show,
+            on_ready=lambda: tell("ready"),
+            serve_api=functools.partial(serve, listen=listen),
         )
         asyncio.run(agent.run())
     except InfraveilError as e:

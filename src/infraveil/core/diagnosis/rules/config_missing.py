@@ -96,6 +96,8 @@ _MOUNT_TYPE = re.compile(
 def rule(c: Clues) -> Finding | None:
     if (mount := _mount_mismatch(c)) is not None:
         return mount
+    if (env := _env_file_missing(c)) is not None:
+        return env
     found = search_unless(c, _MISSING, _IS_NOT_MINE)
     if found is None:
         return None
@@ -192,6 +194,27 @@ def _confirm(path: str, late: bool) -> str:
             " check what ended the instance"
         )
     return ""
+
+
+_ENV_FILE_MISSING = re.compile(r"^(?P<what>env_file|secrets file) not found: (?P<path>.+)$")
+"""The agent's own words when a service's `env_file` or `secrets` file is not there: it reads
+them before every start (runtime/environment.py), so the start fails before any preflight."""
+
+
+def _env_file_missing(c: Clues) -> Finding | None:
+    f = c.facts
+    m = _ENV_FILE_MISSING.match(f.spawn_error)
+    if m is None:
+        return None
+    field = "env_file" if m["what"] == "env_file" else "secrets"
+    return finding(
+        Category.CONFIG_MISSING,
+        f"{c.who} was not started: its {m['what']} {m['path']} does not exist.",
+        [Evidence(f.spawn_source, f.spawn_error)],
+        f"Create {m['path']} (KEY=VALUE lines), or point `{field}` in the manifest at the file"
+        f" that holds them (it is read at every start). Then {c.restart_hint()}.",
+        specificity=Specificity.PLATFORM,
+    )
 
 
 def _mount_mismatch(c: Clues) -> Finding | None:
