@@ -453,6 +453,12 @@ def test_several_pods_failing_first_then_a_count() -> None:
     assert text.rstrip().endswith("2 pods, 1 failing")
 
 
+def test_a_pod_without_containers_is_unknown_not_failing() -> None:
+    text = render([diagnose_pod(evidence({"metadata": {"name": "x", "namespace": "shop"}}))])
+    assert "Pod shop/x  unknown" in text
+    assert "failing" not in text.splitlines()[0]
+
+
 def test_a_liveness_probe_answered_with_404_is_misconfigured() -> None:
     p = pod(
         [container(livenessProbe=http_probe("/health"))],

@@ -50,7 +50,14 @@ def _render_pod(out: Console, r: Mapping[str, Any]) -> None:
 def _pod_state(r: Mapping[str, Any]) -> str:
     if r.get("healthy"):
         return "healthy"
-    return f"failing ({r['phase']})" if r.get("phase") else "failing"
+    containers = r.get("containers") or []
+    if not containers:
+        state = "unknown"  # nothing in the evidence says how its containers fare
+    elif any(c.get("failing") for c in containers):
+        state = "failing"
+    else:
+        state = "not ready"  # unscheduled, or still starting: nothing has failed
+    return f"{state} ({r['phase']})" if r.get("phase") else state
 
 
 def _render_container(out: Console, c: Mapping[str, Any]) -> None:
