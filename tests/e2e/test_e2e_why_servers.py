@@ -333,15 +333,20 @@ def test_a_redis_that_daemonizes_and_exits_zero_is_exited_zero(
     try:
         row = wait_for_first_failure(infraveil, "cache")
         assert row["last_exit"]["code"] == 0, row
-        # the real server lives on, outside the supervision: it writes to its own log file
-        daemon = int(wait_for(lambda: pidfile.exists() and pidfile.read_text(), 10, "a pid"))
-        assert alive(daemon)
-        assert "Ready to accept connections" in wait_for(
-            lambda: "Ready to accept" in (t := (tmp_path / "redis.log").read_text()) and t,
-            10,
-            "the daemon to say it is ready",
-        )
         assert_diagnosed(why(infraveil, "cache"), "exited_zero", "code 0")
+        # The real server forked and its parent exited 0. When the agent sees that exit it
+        # kills what is left of the instance's process group (by design), so whether the
+        # forked server lives on depends on whether it had already called setsid() by then:
+        # a race inside redis, which went either way under CI load. The diagnosis above must
+        # not depend on it; when it did get away, it is unsupervised and serving.
+        redis_log = tmp_path / "redis.log"
+        if pidfile.exists() and pidfile.read_text().strip():
+            assert alive(int(pidfile.read_text()))
+            assert "Ready to accept connections" in wait_for(
+                lambda: "Ready to accept" in (t := redis_log.read_text()) and t,
+                10,
+                "the daemon to say it is ready",
+            )
     finally:
         _kill_daemon(pidfile)
 
