@@ -46,6 +46,22 @@ def table(results: Sequence[Scored]) -> list[str]:
     return lines
 
 
+def assert_targets(results: Sequence[Scored], describe_miss: Callable[[Any], str]) -> None:
+    """The tests' form of `--check`: fail below either target, listing every miss."""
+    total = len(results)
+    correct = sum(r.category_ok for r in results)
+    quoted = sum(r.category_ok and r.quoted_ok for r in results)
+    report = "\n".join(describe_miss(r) for r in results if not (r.category_ok and r.quoted_ok))
+    assert correct / total >= CATEGORY_TARGET, (
+        f"category correct {correct}/{total} = {_pct(correct, total):.1f} % "
+        f"< {100 * CATEGORY_TARGET:.0f} %\n{report}"
+    )
+    assert quoted / total >= QUOTED_TARGET, (
+        f"decisive quoted {quoted}/{total} = {_pct(quoted, total):.1f} % "
+        f"< {100 * QUOTED_TARGET:.0f} %\n{report}"
+    )
+
+
 def main(
     argv: list[str] | None,
     doc: str,

@@ -28,7 +28,6 @@ from __future__ import annotations
 import http.client
 import importlib.util
 import json
-import socket
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
 import hypothesis
+from e2e_support import _UnixConnection
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -183,22 +183,6 @@ def make_safe(request: FuzzRequest, services: list[str]) -> FuzzRequest:
 
 
 # ── sending and judging ─────────────────────────────────────────────────────────────────────
-
-
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: Path, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = str(path)
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(self.timeout)
-            sock.connect(self._path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
 
 
 def send(socket_path: Path, request: FuzzRequest) -> Answer:

@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 
 import pytest
 
+from corpus import accuracy
 from infraveil.core.diagnosis.categories import Category
 from k8s_corpus.k8s_corpus import (
     ALLOWED_KEYS,
@@ -34,8 +35,6 @@ from k8s_corpus.k8s_corpus import (
     score,
 )
 
-CATEGORY_TARGET = 0.95
-QUOTED_TARGET = 0.90
 KNOWN = {c.value for c in Category}
 KUBERNETES = (
     "missing_configmap",
@@ -294,17 +293,4 @@ def test_the_accuracy_script_reports_misses_and_checks_the_targets(
 
 
 def test_doctor_meets_the_corpus_targets() -> None:
-    results = run_all()
-    total = len(results)
-    correct = sum(r.category_ok for r in results)
-    quoted = sum(r.category_ok and r.quoted_ok for r in results)
-    misses = [_describe(r) for r in results if not (r.category_ok and r.quoted_ok)]
-    report = "\n".join(misses)
-    assert correct / total >= CATEGORY_TARGET, (
-        f"category correct {correct}/{total} = {100 * correct / total:.1f} % "
-        f"< {100 * CATEGORY_TARGET:.0f} %\n{report}"
-    )
-    assert quoted / total >= QUOTED_TARGET, (
-        f"decisive quoted {quoted}/{total} = {100 * quoted / total:.1f} % "
-        f"< {100 * QUOTED_TARGET:.0f} %\n{report}"
-    )
+    accuracy.assert_targets(run_all(), _describe)
